@@ -1,0 +1,132 @@
+"""Terminal demo: ``python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5``.
+
+Races the same simulated LLM calls sequentially and in parallel, prints a table with the
+ideal beside each measured number, and with ``--plot FILE.png`` saves a picture of how the
+two grow with the item count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ._validate import check_int, check_real
+from .experiment import Comparison, compare, sweep
+
+
+def _argument(check: Callable[[str], object]) -> Callable[[str], object]:
+    """Turn a checker's ValueError into argparse's usage message and exit status 2."""
+
+    def parse(text: str) -> object:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).split(";")[0]) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def _number(name: str, **bounds: float) -> Callable[[str], object]:
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number") from None
+        return check_real(name, value, **bounds)
+
+    return _argument(number)
+
+
+def _integer(name: str, low: int, high: int) -> Callable[[str], object]:
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number in [{low}, {high}]") from None
+        return check_int(name, value, low=low, high=high)
+
+    return _argument(integer)
+
+
+def _concurrency(text: str) -> int | None:
+    if text.lower() in {"none", "unlimited", "inf"}:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("concurrency must be a whole number >= 1, or 'none' for no limit") from None
+    if value < 1:
+        raise ValueError("concurrency must be a whole number >= 1, or 'none' for no limit")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pocket_parallel",
+        description="Race sequential against parallel calls to a simulated LLM.",
+    )
+    parser.add_argument("--items", type=_integer("items", 1, 100_000), default=20, help="number of LLM calls (1-100000, default 20)")
+    parser.add_argument("--latency", type=_number("latency", low=0.0, high=60.0, low_open=True), default=0.2, help="seconds per call (0-60, default 0.2)")
+    parser.add_argument("--jitter", type=_number("jitter", low=0.0, high=3.0), default=0.0, help="latency spread as a fraction of the mean (0-3, default 0)")
+    parser.add_argument("--concurrency", type=_argument(_concurrency), default=5, help="most calls in flight at once (>= 1, or 'none'; default 5)")
+    parser.add_argument("--seed", type=_integer("seed", 0, 2**32), default=0, help="seed of the simulated workload (default 0)")
+    parser.add_argument("--virtual", action="store_true", help="use the virtual clock: instant and exact")
+    parser.add_argument("--plot", metavar="FILE.png", help="also save a picture of time against item count")
+    return parser
+
+
+def format_table(result: Comparison) -> str:
+    """The demo's table: each mode's time and speedup, with the ideal beside it."""
+    limit = "no limit" if result.max_concurrency is None else f"at most {result.max_concurrency} in flight"
+    rows = [
+        ("mode", "time", "speedup", "ideal time", "ideal speedup"),
+        ("sequential", f"{result.sequential_time:.3f} s", "1.00x", f"{result.total_work:.3f} s", "1.00x"),
+        ("parallel", f"{result.parallel_time:.3f} s", f"{result.speedup:.2f}x",
+         f"{result.ideal_parallel_time:.3f} s", f"{result.ideal_speedup:.2f}x"),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"{result.items} calls of {result.latency:g} s (jitter {result.jitter:g}), {limit}, {result.clock} clock",
+        "",
+    ]
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))))
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    lines += ["", f"efficiency: {result.efficiency:.0%} of the ideal; peak in flight: {result.peak_in_flight} calls"]
+    return "\n".join(lines)
+
+
+def _save_plot(path: str, args: argparse.Namespace) -> None:
+    from .plots import speedup_vs_items  # matplotlib is only needed here
+
+    counts = sorted({max(1, round(args.items * f)) for f in (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)})
+    results = sweep("items", counts, latency=args.latency, jitter=args.jitter,
+                    max_concurrency=args.concurrency, seed=args.seed)
+    speedup_vs_items(results).savefig(path, dpi=120)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit status (2 for bad arguments, via argparse)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.plot and not args.plot.lower().endswith(".png"):
+        parser.error("--plot: the file name must end in .png")
+    clock = "virtual" if args.virtual else "real"
+    result = compare(args.items, args.concurrency, latency=args.latency, jitter=args.jitter, seed=args.seed, clock=clock)
+    print(format_table(result))
+    if args.plot:
+        try:
+            _save_plot(args.plot, args)
+        except OSError as error:
+            print(f"could not save the picture: {error}", file=sys.stderr)
+            return 1
+        print(f"picture saved to {args.plot} (makespan against item count, virtual clock)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

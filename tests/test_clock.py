@@ -1,0 +1,92 @@
+"""run(): real and virtual clocks, from a script and from inside a running loop (as in a notebook)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pocket_parallel import VirtualDeadlockError, run
+
+
+async def slept(seconds: float) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.sleep(seconds)
+    return loop.time() - start
+
+
+def test_virtual_clock_jumps_over_waits():
+    wall = time.perf_counter()
+    assert run(slept(3600), clock="virtual") == pytest.approx(3600, abs=1e-6)
+    assert time.perf_counter() - wall < 1.0
+
+
+def test_virtual_clock_starts_at_zero():
+    async def now():
+        return asyncio.get_running_loop().time()
+
+    assert run(now(), clock="virtual") == 0.0
+
+
+def test_real_clock_really_waits():
+    wall = time.perf_counter()
+    elapsed = run(slept(0.05), clock="real")
+    assert elapsed >= 0.05 and time.perf_counter() - wall >= 0.05
+
+
+@pytest.mark.parametrize("clock", ["real", "virtual"])
+def test_works_inside_a_running_loop_like_a_notebook_cell(clock):
+    async def cell():
+        # A notebook cell: a loop is already running in this thread.
+        return run(slept(0.01), clock=clock)
+
+    assert asyncio.run(cell()) == pytest.approx(0.01, abs=0.05)
+
+
+def test_exceptions_come_back_out():
+    async def boom():
+        raise KeyError("lost item")
+
+    with pytest.raises(KeyError, match="lost item"):
+        run(boom(), clock="virtual")
+
+    async def cell():
+        return run(boom(), clock="virtual")
+
+    with pytest.raises(KeyError, match="lost item"):
+        asyncio.run(cell())
+
+
+def test_leftover_tasks_are_cancelled_not_leaked():
+    started = []
+
+    async def forgets_a_task():
+        async def background():
+            started.append(True)
+            await asyncio.sleep(10**6)
+
+        asyncio.ensure_future(background())
+        await asyncio.sleep(0)
+        return "done"
+
+    assert run(forgets_a_task(), clock="virtual") == "done"
+    assert started == [True]
+
+
+def test_bad_clock_and_bad_coroutine_are_refused():
+    with pytest.raises(ValueError, match="clock must be one of 'real', 'virtual'"):
+        run(slept(1), clock="wall")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="coro must be a coroutine"):
+        run(slept, clock="virtual")  # type: ignore[arg-type]
+
+
+def test_virtual_deadlock_is_an_error_not_a_hang():
+    async def waits_forever():
+        await asyncio.Event().wait()
+
+    wall = time.perf_counter()
+    with pytest.raises(VirtualDeadlockError, match="deadlock"):
+        run(waits_forever(), clock="virtual")
+    assert time.perf_counter() - wall < 15
