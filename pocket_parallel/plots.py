@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import io
+
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -24,10 +26,19 @@ PALETTE = {
 }
 
 
+class CourseFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG in Jupyter without pyplot or ``%matplotlib``."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.0)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
-    figure = Figure(figsize=size, layout="constrained")
+    figure = CourseFigure(figsize=size, layout="constrained")
     return figure, figure.add_subplot()
 
 
@@ -157,7 +168,7 @@ def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | N
 
 def race_timelines(result: Comparison) -> Figure:
     """The sequential and the parallel run of one comparison, one above the other, same time axis."""
-    figure = Figure(figsize=(7.5, 5.0), layout="constrained")
+    figure = CourseFigure(figsize=(7.5, 5.0), layout="constrained")
     seq_ax, par_ax = figure.subplots(2, 1, sharex=True, height_ratios=[1, 2.5])
     limit = _limit_text(result.max_concurrency)
     timeline(result.sequential_trace, ax=seq_ax, ok_color=PALETTE["sequential"],
