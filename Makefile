@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 LAB_PORT ?= 8888
+# Jupyter refuses to run as root unless told; only containers and CI run as root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: env lab test test-unit test-notebooks demo clean
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lab: env
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.port=$(LAB_PORT) 00_start_here.ipynb
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS) 00_start_here.ipynb
 
 test: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NBVAL) notebooks
