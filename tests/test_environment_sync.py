@@ -32,7 +32,8 @@ def pyproject_requirements() -> dict[str, str]:
         listed = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
         listed.append(f"python{project['requires-python']}")
     else:
-        listed = re.findall(r'^\s*"([^"]+)",?\s*$', text, re.M) + [
+        project_table = text.split("[project]", 1)[1].split("\n[tool.", 1)[0]
+        listed = re.findall(r'^\s*"([^"]+)",?\s*$', project_table, re.M) + [
             "python" + re.search(r'requires-python\s*=\s*"([^"]+)"', text).group(1)
         ]
     return dict(parse(r) for r in listed)
