@@ -12,6 +12,7 @@ from pocketflow import AsyncBatchNode, AsyncFlow
 
 from ._validate import check_int, check_max_concurrency
 from .clock import Clock, check_clock, run
+from .collect import Failure  # its home is collect.py; still importable from here
 from .limits import BoundedParallelBatchNode
 from .llm import CallRecord, SimulatedLLM
 
@@ -33,15 +34,6 @@ def ideal_makespan(latencies: Iterable[float], max_concurrency: int | None = Non
     if longest - min(durations) <= 1e-9 * longest:  # equal, but for float dust
         return math.ceil(len(durations) / limit) * longest
     return max(longest, total / limit)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An item whose every attempt failed: kept, never dropped."""
-
-    item: Any
-    error: BaseException
-    attempts: int
 
 
 @dataclass(frozen=True)

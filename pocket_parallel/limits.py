@@ -1,28 +1,115 @@
-"""Concurrency limits for PocketFlow's parallel node and flow that hold wherever they run.
+"""Concurrency and rate limits for PocketFlow's parallel node and flow that hold wherever they run.
 
 The chapter's ``RateLimitedParallelNode`` overrides ``run_async``. An ``AsyncFlow`` never
 calls ``run_async`` on its nodes: it calls ``_run_async``, which calls ``_exec``. So inside a
 flow the override is skipped and every item starts at once. The classes here put the
 semaphore around each item's ``_exec`` instead, the one step both paths go through, and keep
 PocketFlow's own retry loop (``max_retries``, ``wait``, ``exec_fallback_async``) inside it.
+
+On top of that they can pace requests (``max_per_minute``: every attempt, retries included,
+is a request), back off between attempts (``backoff``), keep failed items as
+:class:`~pocket_parallel.Failure` records instead of stopping at the first error
+(``collect_failures``), and keep the outcome of every item reachable in ``.outcomes`` even
+when the run is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
-from pocketflow import AsyncParallelBatchFlow, AsyncParallelBatchNode, BaseNode
+from pocketflow import AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode, BaseNode
 
 from ._validate import check_int, check_max_concurrency, check_real
+from .collect import Failure, Outcomes, run_all
+from .ratelimit import RateLimiter, check_max_per_minute
+from .retry import Backoff, check_backoff
 
 _FROM_CLASS: Any = object()  # "not given": use the value in the class body
 
 
+def _setting(obj: Any, name: str, given: Any) -> Any:
+    """The argument if given, else the class attribute."""
+    return getattr(type(obj), name, None) if given is _FROM_CLASS else given
+
+
 def _limit_from(obj: Any, given: Any) -> int | None:
     """The validated limit: the argument if given, else the class attribute."""
-    value = getattr(type(obj), "max_concurrency", None) if given is _FROM_CLASS else given
-    return check_max_concurrency(value)
+    return check_max_concurrency(_setting(obj, "max_concurrency", given))
+
+
+def _check_collect(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"collect_failures must be True or False; got {value!r}")
+    return value
+
+
+class _RunState:
+    """Mutable state shared by a node and the shallow copies an ``AsyncFlow`` runs.
+
+    A flow runs ``copy.copy(node)``, so attributes set during the run land on the copy.
+    This one object is shared by the original and every copy, so ``node.outcomes`` on the
+    node you built shows the latest run, wherever it ran.
+    """
+
+    def __init__(self) -> None:
+        self.outcomes: Outcomes | None = None
+        self.limiter: RateLimiter | None = None
+
+    def rate_limiter(self, setting: Any) -> RateLimiter | None:
+        value = check_max_per_minute(setting)
+        if value is None or isinstance(value, RateLimiter):
+            return value
+        if self.limiter is None or self.limiter.requests != value:  # reused across runs: one budget
+            self.limiter = RateLimiter(value, per=60.0)
+        return self.limiter
+
+
+class _Attempts:
+    """Stands in for the node as ``self`` in PocketFlow's per-item retry loop, ``AsyncNode._exec``.
+
+    That loop calls ``self.exec_async`` once per attempt and reads ``max_retries``, ``wait``
+    and ``exec_fallback_async`` from ``self`` (newer PocketFlow also sets ``self.cur_retry``).
+    This stand-in hands those through to the node, except ``exec_async``, which it wraps:
+    before each attempt it sleeps the backoff owed for the previous failure, then takes a
+    token from the rate limiter, then calls the node's own ``exec_async``. PocketFlow's
+    loop still decides how many attempts there are and what happens after the last one.
+    """
+
+    __slots__ = ("_node", "_key", "_rate", "_backoff", "attempts", "last_error")
+
+    def __init__(self, node: AsyncNode, key: int, rate: RateLimiter | None, backoff: Backoff | None) -> None:
+        self._node, self._key, self._rate, self._backoff = node, key, rate, backoff
+        self.attempts = 0
+        self.last_error: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    @property
+    def cur_retry(self) -> Any:
+        return self._node.cur_retry  # type: ignore[attr-defined]
+
+    @cur_retry.setter
+    def cur_retry(self, value: Any) -> None:
+        self._node.cur_retry = value  # newer PocketFlow numbers attempts on the node itself
+
+    async def exec_async(self, prep_res: Any) -> Any:
+        if self.attempts and self._backoff is not None:
+            delay = self._backoff.delay(self.attempts, self.last_error, self._key)
+            if delay == float("inf"):  # the server said waiting never helps: fail without a request
+                self.attempts += 1
+                raise self.last_error  # type: ignore[misc]
+            await asyncio.sleep(delay)
+        self.attempts += 1
+        if self._rate is not None:
+            await self._rate.acquire()
+        try:
+            return await self._node.exec_async(prep_res)
+        except Exception as error:
+            self.last_error = error
+            raise
 
 
 class BoundedParallelBatchNode(AsyncParallelBatchNode):
@@ -30,7 +117,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
 
     Use it exactly like ``AsyncParallelBatchNode`` (``prep_async`` returns the items,
     ``exec_async`` handles one, ``post_async`` gets the results in input order), and give
-    the limit at construction or in the class body::
+    the limits at construction or in the class body::
 
         class Summarize(BoundedParallelBatchNode):
             max_concurrency = 5
@@ -38,35 +125,109 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
 
         Summarize(max_retries=3, wait=1)            # 5 from the class
         Summarize(max_concurrency=None)             # no limit
+        Summarize(max_retries=8, max_per_minute=60, backoff=Backoff(), collect_failures=True)
 
     The limit holds whether the node runs alone (``run_async``) or inside an ``AsyncFlow``.
     Each item keeps its slot through its retries and their ``wait``, so a retrying item
     never lets a new item overtake it. ``max_concurrency`` is an integer >= 1, or None
     for no limit.
+
+    Further settings (each also settable in the class body):
+
+    - ``max_per_minute``: at most this many ``exec_async`` calls start in any 60 s window;
+      every attempt counts, retries included, because each is a request to the service.
+      An integer >= 1, a :class:`~pocket_parallel.RateLimiter` shared with other nodes, or
+      None. Requests are spaced evenly (see :mod:`pocket_parallel.ratelimit` for why).
+    - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
+      ``wait`` (give one or the other) with exponential backoff and full jitter that
+      honours a :class:`~pocket_parallel.RateLimitError`'s ``retry_after``.
+    - ``collect_failures``: False (the default, as PocketFlow) raises the first error that
+      survives all retries and ``exec_fallback_async``, after cancelling the other items;
+      True keeps going and hands ``post_async`` a :class:`~pocket_parallel.Failure`
+      (item, last error, attempts) in that item's place.
+
+    ``node.outcomes`` is an :class:`~pocket_parallel.Outcomes` for the latest run, filled
+    in as items finish: after an error or a cancellation (``task.cancel()``, a kernel
+    interrupt) it still holds every result that was finished. A cancelled run cancels
+    every item in flight and leaves no task behind.
     """
 
     max_concurrency: int | None = None
+    max_per_minute: int | RateLimiter | None = None
+    backoff: Backoff | None = None
+    collect_failures: bool = False
 
-    def __init__(self, max_retries: int = 1, wait: float = 0, *, max_concurrency: Any = _FROM_CLASS) -> None:
+    def __init__(
+        self,
+        max_retries: int = 1,
+        wait: float = 0,
+        *,
+        max_concurrency: Any = _FROM_CLASS,
+        max_per_minute: Any = _FROM_CLASS,
+        backoff: Any = _FROM_CLASS,
+        collect_failures: Any = _FROM_CLASS,
+    ) -> None:
         super().__init__(
             max_retries=check_int("max_retries", max_retries, low=1),
             wait=check_real("wait", wait, low=0.0),
         )
         self.max_concurrency = _limit_from(self, max_concurrency)
+        self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
+        self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
+        self.collect_failures = _check_collect(_setting(self, "collect_failures", collect_failures))
+        self._state = _RunState()
+
+    @property
+    def outcomes(self) -> Outcomes | None:
+        """What became of each item in the latest run (None before the first run)."""
+        return self._run_state().outcomes
+
+    def _run_state(self) -> _RunState:
+        state = self.__dict__.get("_state")
+        if state is None:  # a subclass whose __init__ skipped ours
+            state = self._state = _RunState()
+        return state
 
     async def _exec(self, items: Any) -> list[Any]:
-        limit = check_max_concurrency(self.max_concurrency)  # it may have been reassigned
-        if limit is None:
-            return await super()._exec(items)
-        gate = asyncio.Semaphore(limit)
+        # Settings are re-checked at run time: they may have been reassigned since __init__.
+        limit = check_max_concurrency(self.max_concurrency)
+        state = self._run_state()
+        rate = state.rate_limiter(self.max_per_minute)
+        backoff = _check_backoff_and_wait(self.backoff, self.wait)
+        collect = _check_collect(self.collect_failures)
+        outcomes = state.outcomes = Outcomes(items or [])
+        gate: AbstractAsyncContextManager[Any] = asyncio.Semaphore(limit) if limit is not None else nullcontext()
         # AsyncNode._exec is PocketFlow's per-item step: exec_async with retries and fallback.
-        run_item = super(AsyncParallelBatchNode, self)._exec
+        run_item = AsyncNode._exec
 
-        async def bounded(item: Any) -> Any:
-            async with gate:
-                return await run_item(item)
+        async def one(index: int, item: Any) -> Any:
+            attempts = _Attempts(self, index, rate, backoff)
+            try:
+                async with gate:
+                    result = await run_item(attempts, item)  # type: ignore[arg-type]
+            except Exception as error:
+                failure = Failure(item, error, attempts.attempts)
+                outcomes._settle(index, "failed", failure)
+                if collect:
+                    return failure
+                raise
+            except BaseException:
+                outcomes._settle(index, "cancelled")
+                raise
+            outcomes._settle(index, "ok", result)
+            return result
 
-        return list(await asyncio.gather(*(bounded(item) for item in items or [])))
+        return await run_all([one(index, item) for index, item in enumerate(outcomes.items)])
+
+
+def _check_backoff_and_wait(backoff: Any, wait: float) -> Backoff | None:
+    backoff = check_backoff(backoff)
+    if backoff is not None and wait > 0:
+        raise ValueError(
+            f"give wait (a constant pause) or backoff (growing, jittered pauses), not both; "
+            f"got wait={wait!r} and backoff={backoff!r}"
+        )
+    return backoff
 
 
 class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
@@ -74,26 +235,70 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
 
     ``prep_async`` returns one parameter dict per sub-flow, as in PocketFlow. All sub-flows
     share the one ``shared`` dict: keep per-item data under per-item keys (taken from
-    ``self.params``), never under a fixed key that another sub-flow can overwrite.
+    ``self.params``), never under a fixed key that another sub-flow can overwrite
+    (:func:`~pocket_parallel.check_races` finds such keys).
+
+    ``max_per_minute`` (an integer >= 1, a :class:`~pocket_parallel.RateLimiter`, or None)
+    limits how many sub-flows *start* in any 60 s window; a sub-flow that makes several
+    requests, or retries, makes more than one request per start. ``collect_failures=True``
+    lets the other sub-flows go on when one raises, and records it as a
+    :class:`~pocket_parallel.Failure` whose item is its params. ``flow.outcomes`` shows
+    which sub-flows finished, failed or were cancelled in the latest run.
     """
 
     max_concurrency: int | None = None
+    max_per_minute: int | RateLimiter | None = None
+    collect_failures: bool = False
 
-    def __init__(self, start: BaseNode | None = None, *, max_concurrency: Any = _FROM_CLASS) -> None:
+    def __init__(
+        self,
+        start: BaseNode | None = None,
+        *,
+        max_concurrency: Any = _FROM_CLASS,
+        max_per_minute: Any = _FROM_CLASS,
+        collect_failures: Any = _FROM_CLASS,
+    ) -> None:
         super().__init__(start=start)
         self.max_concurrency = _limit_from(self, max_concurrency)
+        self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
+        self.collect_failures = _check_collect(_setting(self, "collect_failures", collect_failures))
+        self._state = _RunState()
+
+    @property
+    def outcomes(self) -> Outcomes | None:
+        """What became of each sub-flow (by its params) in the latest run (None before the first)."""
+        return self._run_state().outcomes
+
+    def _run_state(self) -> _RunState:
+        state = self.__dict__.get("_state")
+        if state is None:
+            state = self._state = _RunState()
+        return state
 
     async def _run_async(self, shared: Any) -> Any:
         limit = check_max_concurrency(self.max_concurrency)  # it may have been reassigned
-        if limit is None:
-            return await super()._run_async(shared)
+        state = self._run_state()
+        rate = state.rate_limiter(self.max_per_minute)
+        collect = _check_collect(self.collect_failures)
         batch = await self.prep_async(shared) or []
-        gate = asyncio.Semaphore(limit)
+        outcomes = state.outcomes = Outcomes(batch)
+        gate: AbstractAsyncContextManager[Any] = asyncio.Semaphore(limit) if limit is not None else nullcontext()
 
-        async def bounded(params: dict[str, Any]) -> None:
-            async with gate:
-                await self._orch_async(shared, {**self.params, **params})
+        async def one(index: int, params: dict[str, Any]) -> None:
+            try:
+                async with gate:
+                    if rate is not None:
+                        await rate.acquire()
+                    await self._orch_async(shared, {**self.params, **params})
+            except Exception as error:
+                outcomes._settle(index, "failed", Failure(params, error, 1))
+                if collect:
+                    return
+                raise
+            except BaseException:
+                outcomes._settle(index, "cancelled")
+                raise
+            outcomes._settle(index, "ok")
 
-        await asyncio.gather(*(bounded(params) for params in batch))
+        await run_all([one(index, params) for index, params in enumerate(outcomes.items)])
         return await self.post_async(shared, batch, None)
-

@@ -169,3 +169,29 @@ def test_module_level_helpers_use_the_replaceable_default():
         set_default_llm(previous)
     with pytest.raises(TypeError, match="llm"):
         set_default_llm("not an llm")  # type: ignore[arg-type]
+
+
+def test_rerunning_the_same_prompts_sends_the_same_workload():
+    # Only a call after a failure is a retry; after a success the next call is attempt 1 again,
+    # so a learner who re-runs a cell without reset() sees the same latencies.
+    llm = SimulatedLLM(latency=1, jitter=0.5, seed=12, failure_rate=0.3)
+    texts = [f"Summarize: memo {i}" for i in range(30)]
+
+    async def ask_all():
+        async def ask(text):
+            for _ in range(20):
+                try:
+                    return await llm(text)
+                except TransientLLMError:
+                    continue
+            raise AssertionError("20 failures in a row")
+
+        return await asyncio.gather(*(ask(t) for t in texts))
+
+    run(ask_all(), clock="virtual")
+    first = [(r.prompt, r.attempt, round(r.duration, 6), r.outcome) for r in llm.trace]
+    run(ask_all(), clock="virtual")
+    second = [(r.prompt, r.attempt, round(r.duration, 6), r.outcome) for r in llm.trace[len(first):]]
+    assert sorted(second) == sorted(first)
+    retried = [record for record in first if record[1] > 1]
+    assert retried and all(record[3] in {"ok", "error"} for record in retried)

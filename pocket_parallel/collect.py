@@ -1,0 +1,193 @@
+"""Nothing lost: every item of a parallel batch ends as a result or an explicit failure record.
+
+``asyncio.gather(*calls)`` (and so PocketFlow's parallel node) has two ways to handle an
+item that raises, and neither keeps every item safe:
+
+- by default the first exception comes out of ``gather`` and the other results are thrown
+  away, while the other calls *keep running* with nobody waiting for them;
+- with ``return_exceptions=True`` every call runs to the end and the exceptions come back
+  in the result list, mixed with the answers: you must check each value's type, and an
+  exception does not say which item or how many attempts it belonged to.
+
+Here a failed item becomes a :class:`Failure` (the item, its last error, how many attempts
+it had), and :class:`Outcomes` records what became of every item while the batch runs, so
+finished results stay reachable even when the run is cancelled half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from ._validate import check_max_concurrency
+
+T = TypeVar("T")
+Status = Literal["pending", "ok", "failed", "cancelled"]
+_STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "pending")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An item whose every attempt failed: kept, never dropped.
+
+    ``item`` is what was being processed, ``error`` the exception of its last attempt and
+    ``attempts`` how many attempts it had.
+    """
+
+    item: Any
+    error: BaseException
+    attempts: int
+
+    def __str__(self) -> str:
+        tries = "attempt" if self.attempts == 1 else "attempts"
+        return f"{self.item!r} failed after {self.attempts} {tries}: {type(self.error).__name__}: {self.error}"
+
+
+class Outcomes:
+    """What became of each item of one batch run, filled in live as items finish.
+
+    Each item is ``"pending"`` until it ends ``"ok"`` (with its result), ``"failed"`` (with
+    a :class:`Failure`) or ``"cancelled"`` (the run was stopped before it finished). After
+    an interrupted run, :attr:`succeeded` still holds every result that was finished.
+    """
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items: list[Any] = list(items)
+        self._status: list[Status] = ["pending"] * len(self.items)
+        self._values: list[Any] = [None] * len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def status(self, index: int) -> Status:
+        """The status of the item at ``index`` (its position in the batch)."""
+        return self._status[index]
+
+    @property
+    def succeeded(self) -> list[tuple[Any, Any]]:
+        """``(item, result)`` for every item that finished successfully, in input order."""
+        return [(item, value) for item, status, value in self._each() if status == "ok"]
+
+    @property
+    def results(self) -> list[Any]:
+        """The results of the items that finished successfully, in input order."""
+        return [value for _, status, value in self._each() if status == "ok"]
+
+    @property
+    def failures(self) -> list[Failure]:
+        """A :class:`Failure` for every item that failed, in input order."""
+        return [value for _, status, value in self._each() if status == "failed"]
+
+    @property
+    def cancelled(self) -> list[Any]:
+        """The items stopped before they finished, in input order."""
+        return [item for item, status, _ in self._each() if status == "cancelled"]
+
+    @property
+    def pending(self) -> list[Any]:
+        """The items not finished yet (empty once the run has ended, however it ended)."""
+        return [item for item, status, _ in self._each() if status == "pending"]
+
+    def counts(self) -> dict[str, int]:
+        """How many items are ok, failed, cancelled and pending."""
+        return {status: self._status.count(status) for status in _STATUSES}  # type: ignore[arg-type]
+
+    def ordered(self) -> list[Any]:
+        """One value per item in input order: its result, or its :class:`Failure`."""
+        if "pending" in self._status or "cancelled" in self._status:
+            raise RuntimeError(f"not every item has finished: {self.summary()}")
+        return list(self._values)
+
+    def summary(self) -> str:
+        """One line: how many of the items ended which way."""
+        counts = self.counts()
+        parts = [f"{counts[s]} {s}" for s in _STATUSES if counts[s] or s in ("ok", "failed")]
+        return f"{len(self)} items: " + ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<Outcomes {self.summary()}>"
+
+    def _each(self) -> Iterable[tuple[Any, Status, Any]]:
+        return zip(self.items, self._status, self._values)
+
+    def _settle(self, index: int, status: Status, value: Any = None) -> None:
+        if self._status[index] == "pending":
+            self._status[index], self._values[index] = status, value
+
+
+async def run_all(aws: Sequence[Awaitable[T]]) -> list[T]:
+    """Run awaitables concurrently, each as its own task, and return their results in order.
+
+    Unlike a bare ``asyncio.gather``, no task is ever left behind: if one of them raises,
+    the others are cancelled and awaited before the error (of the first failed task in
+    input order) is raised; if the caller is cancelled (``task.cancel()``, a notebook's
+    stop button), every task is cancelled and awaited before the ``CancelledError`` goes on.
+    """
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    if not tasks:
+        return []
+    try:
+        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        await _cancel_and_wait(tasks)
+        raise
+    if pending:
+        await _cancel_and_wait(list(pending))
+    errors = [task.exception() for task in tasks if not task.cancelled()]  # retrieves them all
+    first = next((error for error in errors if error is not None), None)
+    if first is not None:
+        raise first
+    if any(task.cancelled() for task in tasks):
+        raise asyncio.CancelledError()  # a task was cancelled by someone else: nothing to return
+    return [task.result() for task in tasks]
+
+
+async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    # return_exceptions retrieves every exception, so none is logged as "never retrieved".
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def gather_outcomes(
+    function: Callable[[Any], Awaitable[Any]],
+    items: Iterable[Any],
+    *,
+    max_concurrency: int | None = None,
+) -> Outcomes:
+    """Call ``await function(item)`` for every item concurrently; keep every result and every failure.
+
+    Returns an :class:`Outcomes` in which each item is either ``"ok"`` with its result or
+    ``"failed"`` with a :class:`Failure` (one attempt each: retry inside ``function`` if you
+    want retries). One item failing never stops or hides the others, unlike
+    ``asyncio.gather``'s default; unlike ``return_exceptions=True`` the failures are
+    records that name their item, apart from the results. At most ``max_concurrency``
+    calls run at once (``None``: no limit). Cancelling the caller cancels every call.
+    """
+    if not callable(function):
+        raise TypeError(f"function must be an async callable such as llm; got {type(function).__name__}")
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise TypeError(f"items must be a list (or other iterable) of items; got {type(items).__name__}")
+    limit = check_max_concurrency(max_concurrency)
+    outcomes = Outcomes(items)
+    gate = asyncio.Semaphore(limit) if limit is not None else None
+
+    async def one(index: int, item: Any) -> None:
+        try:
+            if gate is None:
+                result = await function(item)
+            else:
+                async with gate:
+                    result = await function(item)
+        except Exception as error:
+            outcomes._settle(index, "failed", Failure(item, error, 1))
+        except BaseException:
+            outcomes._settle(index, "cancelled")
+            raise
+        else:
+            outcomes._settle(index, "ok", result)
+
+    await run_all([one(i, item) for i, item in enumerate(outcomes.items)])
+    return outcomes
