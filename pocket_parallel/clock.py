@@ -116,6 +116,9 @@ class _LoopThread:
         self._main: asyncio.Task[Any] | None = None
         self._outcome: tuple[bool, Any] = (False, None)
         self._attached = threading.Event()
+        # Waited on instead of Thread.join: a join interrupted by Ctrl-C can mark the thread
+        # as stopped while it still runs (seen on 3.11), and we must wait for its clean-up.
+        self._finished = threading.Event()
         self._thread = threading.Thread(target=self._work, name="pocket-parallel-run", daemon=True)
 
     def attach(self, loop: asyncio.AbstractEventLoop, main: asyncio.Task[Any]) -> None:
@@ -129,12 +132,13 @@ class _LoopThread:
             self._outcome = (False, error)
         finally:
             self._attached.set()
+            self._finished.set()
 
     def result(self) -> Any:
         self._thread.start()
         try:
-            while self._thread.is_alive():
-                self._thread.join(timeout=0.1)
+            while not self._finished.wait(timeout=0.1):
+                pass
         except KeyboardInterrupt:
             self._attached.wait()
             if self._loop is not None and self._main is not None and not self._loop.is_closed():
@@ -142,7 +146,7 @@ class _LoopThread:
                     self._loop.call_soon_threadsafe(self._main.cancel)
                 except RuntimeError:
                     pass  # the loop closed in between: nothing left to cancel
-            self._thread.join()
+            self._finished.wait()
             raise
         ok, value = self._outcome
         if ok:
