@@ -7,8 +7,10 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.c
 LAB_PORT ?= 8888
 # Jupyter refuses to run as root unless told; only containers and CI run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# The browser test drives this Chromium (Debian's package); Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks demo clean
+.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick clean
 
 env: $(STAMP)
 
@@ -23,17 +25,33 @@ $(STAMP): pyproject.toml
 lab: env
 	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS) 00_start_here.ipynb
 
+# Includes the browser test when Chromium is installed, and says so when it is not.
 test: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NBVAL) notebooks
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks; status=$$?; \
+	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
+	exit $$status
 
 test-unit: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser"
+
+# JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png.
+test-browser: env
+	@test -x $(CHROMIUM) || { echo "make test-browser needs chromium at $(CHROMIUM): apt-get install chromium"; exit 1; }
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser
 
 test-notebooks: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks
 
 demo: env
 	$(BIN)/python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5
+
+# Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
+bench: env
+	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --update-readme
+
+# Small grid in under a minute: prints the table, writes nothing.
+bench-quick: env
+	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

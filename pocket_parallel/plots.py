@@ -1,16 +1,31 @@
 """Pictures of parallel runs (matplotlib). Each function draws on ``ax`` if given and returns the Figure.
 
 None of them calls ``plt.show()``: a notebook shows the returned figure, a script saves it.
+Figures made here have a white background and dark text of their own, so they read the
+same in light and dark JupyterLab themes; colours come from the Okabe-Ito palette, which
+stays distinguishable with every common form of colour blindness. Log axes read 1, 2, 5,
+10, 20... rather than 10^0, 10^1.
+
+:class:`Overview` is the explorer's picture: makespan against C beside the two timelines,
+kept between redraws so that a change costs one render, not a new figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+import contextlib
 import io
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import matplotlib
+import numpy as np
+import PIL.Image
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter, Locator, NullLocator
 
 from .experiment import Comparison
 from .llm import CallRecord
@@ -25,6 +40,38 @@ PALETTE = {
     "marker": "#999999",
 }
 
+_INK = "#222222"  # text and the current-setting marker: near-black on the white background
+
+# Explicit light colours: a dark JupyterLab theme (or a dark matplotlib style) must not turn
+# the background black while the text stays black.
+_STYLE: dict[str, Any] = {
+    "figure.facecolor": "white",
+    "figure.edgecolor": "white",
+    "savefig.facecolor": "white",
+    "axes.facecolor": "white",
+    "axes.edgecolor": "#333333",
+    "axes.labelcolor": _INK,
+    "axes.titlecolor": _INK,
+    "axes.titlesize": "medium",
+    "text.color": _INK,
+    "xtick.color": "#333333",
+    "ytick.color": "#333333",
+    "xtick.labelcolor": _INK,
+    "ytick.labelcolor": _INK,
+    "grid.color": "#b0b0b0",
+    "legend.facecolor": "white",
+    "legend.edgecolor": "#cccccc",
+    "legend.framealpha": 0.9,
+    "legend.labelcolor": _INK,
+}
+
+
+@contextlib.contextmanager
+def course_style() -> Iterator[None]:
+    """The course's matplotlib settings (white background, dark text) for a ``with`` block."""
+    with matplotlib.rc_context(_STYLE):
+        yield
+
 
 class CourseFigure(Figure):
     """A matplotlib Figure that shows itself as a PNG in Jupyter without pyplot or ``%matplotlib``."""
@@ -35,34 +82,250 @@ class CourseFigure(Figure):
         return buffer.getvalue()
 
 
+def _new_figure(size: tuple[float, float], layout: str | None = "constrained") -> CourseFigure:
+    with course_style():
+        return CourseFigure(figsize=size, layout=layout, facecolor="white")
+
+
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.0)) -> tuple[Figure, Axes]:
     if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None; got {type(ax).__name__}")
         return ax.figure, ax  # type: ignore[return-value]
-    figure = CourseFigure(figsize=size, layout="constrained")
+    figure = _new_figure(size)
     return figure, figure.add_subplot()
+
+
+# -- words and numbers in titles and labels -------------------------------------------------
 
 
 def _limit_text(limit: int | None) -> str:
     return "no limit" if limit is None else f"C = {limit}"
 
 
+def _seconds_text(value: float) -> str:
+    return f"{value:.3g} s" if value < 1000 else f"{value:,.0f} s"
+
+
+def _latency_text(result: Comparison) -> str:
+    text = f"latency {result.latency:g} s"
+    return text + (f" ± {result.jitter:.0%}" if result.jitter else "")
+
+
+def _plain(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10_000 else f"{value:g}"
+
+
+# -- plain numbers on log axes --------------------------------------------------------------
+
+
+class _PlainLogLocator(Locator):
+    """Ticks at 1, 2, 5, 10, 20, 50...; on ranges too short for three of those, at each 1-9 x 10^k.
+
+    No minor ticks: every tick is several artists to draw, and the explorer redraws often.
+    """
+
+    def __call__(self) -> list[float]:
+        low, high = self.axis.get_view_interval()
+        return self.tick_values(low, high)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        low, high = sorted((vmin, vmax))
+        if not (low > 0 and math.isfinite(high)):
+            return []
+        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        ticks: list[float] = []
+        for subs in ((1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+            ticks = [s * 10.0**k for k in decades for s in subs if low * (1 - 1e-9) <= s * 10.0**k <= high * (1 + 1e-9)]
+            if len(ticks) >= 3:
+                break
+        return ticks
+
+
+class _PlainFormatter(Formatter):
+    """Tick labels as plain numbers: 0.5, 1, 20, 5,000 (never 10^0)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return _plain(x)
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Make a log-scaled axis (``ax.xaxis``, ``ax.yaxis``) read 1, 2, 5, 10, 20... instead of 10^0, 10^1."""
+    axis.set_major_locator(_PlainLogLocator())
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(_PlainFormatter())
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _check_results(results: Any, swept: str) -> list[Comparison]:
+    if isinstance(results, Comparison):
+        raise TypeError(f"results must be a list of Comparison objects (from sweep({swept!r}, ...)); got one Comparison")
+    try:
+        results = list(results)
+    except TypeError:
+        raise TypeError(f"results must be a list of Comparison objects; got {type(results).__name__}") from None
+    if not results:
+        raise ValueError(f"results must hold at least one Comparison (from sweep({swept!r}, ...))")
+    for r in results:
+        if not isinstance(r, Comparison):
+            raise TypeError(f"results must hold only Comparison objects; got a {type(r).__name__}")
+    return results
+
+
+def _check_comparison(result: Any) -> Comparison:
+    if not isinstance(result, Comparison):
+        raise TypeError(f"result must be a Comparison (from compare(...)); got {type(result).__name__}")
+    return result
+
+
+def _check_trace(trace: Any) -> list[CallRecord]:
+    try:
+        calls = list(trace)
+    except TypeError:
+        raise TypeError(f"trace must be a sequence of CallRecord (such as llm.trace); got {type(trace).__name__}") from None
+    if not calls:
+        raise ValueError("trace must hold at least one CallRecord: make some calls first (llm.trace is empty)")
+    for call in calls:
+        if not isinstance(call, CallRecord):
+            raise TypeError(f"trace must hold only CallRecord objects; got a {type(call).__name__}")
+    return calls
+
+
+# -- speedup against item count -----------------------------------------------------------------
+
+
 def speedup_vs_items(results: Sequence[Comparison], ax: Axes | None = None) -> Figure:
     """Sequential time, parallel time and the ideal against item count, from a sweep over ``items``."""
-    if not results:
-        raise ValueError("results must hold at least one Comparison (from sweep('items', ...))")
-    ordered = sorted(results, key=lambda r: r.items)
-    figure, ax = _axes(ax)
-    counts = [r.items for r in ordered]
-    ax.plot(counts, [r.sequential_time for r in ordered], "o-", color=PALETTE["sequential"], label="sequential (measured)")
-    ax.plot(counts, [r.parallel_time for r in ordered], "s-", color=PALETTE["parallel"], label="parallel (measured)")
-    ax.plot(counts, [r.ideal_parallel_time for r in ordered], "--", color=PALETTE["ideal"], label="parallel ideal")
-    ax.set_xlabel("items (LLM calls)")
-    ax.set_ylabel("makespan (s)")
-    first = ordered[0]
-    ax.set_title(f"Sequential vs parallel: {_limit_text(first.max_concurrency)}, latency {first.latency:g} s")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ordered = sorted(_check_results(results, "items"), key=lambda r: r.items)
+    with course_style():
+        figure, ax = _axes(ax)
+        counts = [r.items for r in ordered]
+        ax.plot(counts, [r.sequential_time for r in ordered], "o-", color=PALETTE["sequential"], label="sequential (measured)")
+        ax.plot(counts, [r.parallel_time for r in ordered], "s-", color=PALETTE["parallel"], label="parallel (measured)")
+        ax.plot(counts, [r.ideal_parallel_time for r in ordered], "--", color=PALETTE["ideal"], label="parallel ideal")
+        ax.set_xlabel("items N (LLM calls)")
+        ax.set_ylabel("makespan (s)")
+        first = ordered[0]
+        span = f"N = {counts[0]}" if counts[0] == counts[-1] else f"N = {counts[0]}–{counts[-1]}"
+        ax.set_title(f"Sequential vs parallel: {span}, {_limit_text(first.max_concurrency)}, {_latency_text(first)}", y=1.0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
     return figure
+
+
+# -- makespan against the concurrency limit -------------------------------------------------
+
+
+def _item_work(trace: Sequence[CallRecord]) -> list[float]:
+    per_prompt: dict[str, float] = {}
+    for record in trace:
+        per_prompt[record.prompt] = per_prompt.get(record.prompt, 0.0) + record.duration
+    return list(per_prompt.values())
+
+
+def _equal_work(result: Comparison) -> bool:
+    work = _item_work(result.trace)
+    return bool(work) and max(work) - min(work) <= 1e-9 * max(work)
+
+
+def ideal_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
+    """The ideal makespan of ``result``'s workload at each concurrency limit in ``limits``.
+
+    The bound of :func:`~pocket_parallel.ideal_makespan` (``ceil(N / C) * L`` for equal
+    latencies, ``max(max L_i, sum L_i / C)`` otherwise), worked out once for the workload
+    and then for every C, so a curve over hundreds of C values costs next to nothing.
+    """
+    work = _item_work(_check_comparison(result).trace)
+    if not work:
+        return [0.0 for _ in limits]
+    n, longest, total = len(work), max(work), math.fsum(work)
+    equal = longest - min(work) <= 1e-9 * longest
+    curve = []
+    for c in limits:
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+            raise ValueError(f"limits must hold integers >= 1; got {c!r}")
+        if c >= n:
+            curve.append(longest)
+        elif equal:
+            curve.append(math.ceil(n / c) * longest)
+        else:
+            curve.append(max(longest, total / c))
+    return curve
+
+
+def _over(numerator: float) -> Any:
+    """x -> numerator / x, for the speedup axis (the map is its own inverse); safe at x = 0."""
+
+    def divide(x: Any) -> Any:
+        return numerator / np.maximum(np.asarray(x, dtype=float), 1e-300)
+
+    return divide
+
+
+def _setup_curve_axes(ax: Axes) -> Any:
+    """Log axes, labels and the right-hand speedup axis of a makespan-against-C plot."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("concurrency limit C (calls in flight)")
+    ax.set_ylabel("makespan (s)")
+    ax.grid(alpha=0.3)
+    speed = ax.secondary_yaxis("right", functions=(_over(1.0), _over(1.0)))
+    plain_log_ticks(speed.yaxis)
+    speed.set_ylabel("speedup over sequential (×)")
+    return speed
+
+
+def _draw_curve(ax: Axes, speed: Any, results: list[Comparison], current: int | None) -> str:
+    """The data of a makespan-against-C plot on prepared axes; returns its title."""
+    first = results[0]
+    workload = (first.items, first.latency, first.jitter, first.failure_rate, first.seed)
+    for r in results[1:]:
+        if (r.items, r.latency, r.jitter, r.failure_rate, r.seed) != workload:
+            raise ValueError(
+                "results must all come from one workload (same items, latency, jitter, failure_rate "
+                "and seed), as sweep('max_concurrency', ...) returns them"
+            )
+    if current is not None and (isinstance(current, bool) or not isinstance(current, int) or current < 1):
+        raise ValueError(f"current must be an integer >= 1, or None; got {current!r}")
+    n = first.items
+    by_limit: dict[int, Comparison] = {}
+    for r in results:
+        by_limit[r.max_concurrency or n] = r  # an unlimited run sits at C = N; the last run at a C wins
+    limits = sorted(by_limit)
+    has_unlimited = any(r.max_concurrency is None for r in results)
+    mark = current if current is not None else (n if has_unlimited else None)
+    top = max(limits[-1], mark or 1, 2)
+    curve_x = list(range(1, top + 1))
+    ideal_label = "ideal: ⌈N / C⌉ × L" if _equal_work(first) else "ideal: max(max L, ΣL / C)"
+    ax.plot(curve_x, ideal_curve(first, curve_x), "-", color=PALETTE["ideal"], linewidth=1.5, label=ideal_label)
+    ax.axhline(first.sequential_time, color=PALETTE["sequential"], linestyle=":", linewidth=2,
+               label=f"sequential: {_seconds_text(first.sequential_time)}")
+    ax.plot(limits, [by_limit[c].parallel_time for c in limits], "s", color=PALETTE["parallel"],
+            markersize=6, label="parallel (measured)", zorder=3)
+    if mark is not None:
+        ax.axvline(mark, color=PALETTE["marker"], linestyle="--", linewidth=1)
+        point = by_limit.get(mark)
+        name = _limit_text(current)
+        if point is not None:
+            ax.plot([mark], [point.parallel_time], "o", markersize=11, markerfacecolor="none",
+                    markeredgecolor=_INK, markeredgewidth=2, zorder=4,
+                    label=f"now: {name}, {_seconds_text(point.parallel_time)}")
+        else:
+            ax.plot([], [], "--", color=PALETTE["marker"], label=f"now: {name}")
+    ax.set_xlim(0.8, top * 1.25)
+    heights = [by_limit[c].parallel_time for c in limits] + [first.sequential_time, ideal_curve(first, [top])[0]]
+    low, high = min(h for h in heights if h > 0), max(heights)
+    ax.set_ylim(low / 1.4, high * 1.4)
+    if first.sequential_time > 0:
+        speed.set_functions((_over(first.sequential_time), _over(first.sequential_time)))
+    ax.legend(fontsize="small", loc="lower left")
+    now = "" if mark is None else f", now {_limit_text(current)}"
+    return f"Makespan against C: N = {n} calls, {_latency_text(first)}{now}"
 
 
 def makespan_vs_concurrency(
@@ -71,28 +334,19 @@ def makespan_vs_concurrency(
     """Measured parallel makespan against the concurrency limit C, over the ideal curve.
 
     ``results`` come from ``sweep("max_concurrency", ...)`` (one workload, several C);
-    an unlimited run (C = None) is drawn at C = N. ``current`` marks the setting in use.
+    an unlimited run (C = None) is drawn at C = N. ``current`` marks the setting in use;
+    when it is None and ``results`` hold an unlimited run, that run is marked. The ideal
+    is drawn for every C from 1 up; the right axis reads the heights as speedups.
     """
-    if not results:
-        raise ValueError("results must hold at least one Comparison (from sweep('max_concurrency', ...))")
-    figure, ax = _axes(ax)
-    n = results[0].items
-    points = sorted(((r.max_concurrency or n), r) for r in results)
-    limits = [c for c, _ in points]
-    ax.plot(limits, [r.parallel_time for _, r in points], "s", color=PALETTE["parallel"], label="parallel (measured)", zorder=3)
-    ax.plot(limits, [r.ideal_parallel_time for _, r in points], "-", color=PALETTE["ideal"], label="ideal: max(max L, ΣL / C)")
-    ax.axhline(results[0].sequential_time, color=PALETTE["sequential"], linestyle=":", label="sequential")
-    if current is not None or any(r.max_concurrency is None for r in results):
-        mark = n if current is None else current
-        ax.axvline(mark, color=PALETTE["marker"], linestyle="--", label=f"current: {_limit_text(current)}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("concurrency limit C (calls in flight)")
-    ax.set_ylabel("makespan (s)")
-    ax.set_title(f"Makespan against C: N = {n} calls, latency {results[0].latency:g} s")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    results = _check_results(results, "max_concurrency")
+    with course_style():
+        figure, ax = _axes(ax)
+        speed = _setup_curve_axes(ax)
+        ax.set_title(_draw_curve(ax, speed, results, current), y=1.0)
     return figure
+
+
+# -- timelines ------------------------------------------------------------------------------
 
 
 def _slots(trace: Sequence[CallRecord]) -> list[int]:
@@ -137,47 +391,179 @@ _KIND_STYLE = {
 }
 
 
+def _setup_timeline_axes(ax: Axes) -> None:
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("time since start (s)")
+    ax.set_ylabel("slot")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, legend: str | None = "inside") -> int:
+    """One PolyCollection of bars per kind of call, labelled for the legend; returns the slot count."""
+    rows, kinds = _slots(calls), _kinds(calls)
+    slots = max(rows) + 1
+    # Thin white gaps tell neighbouring bars apart; with dozens of bars in a row they would
+    # hide the bars themselves.
+    gap = 0.5 if len(calls) / slots <= 60 else 0.0
+    half = 0.4 if slots <= 60 else 0.5
+    starts = np.array([c.start for c in calls])
+    ends = np.array([c.end for c in calls])
+    tops, bottoms = np.array(rows) - half, np.array(rows) + half
+    # Corners of every bar, shape (calls, 4, 2): one array builds all paths at once.
+    corners = np.stack([np.stack([starts, tops], 1), np.stack([ends, tops], 1),
+                        np.stack([ends, bottoms], 1), np.stack([starts, bottoms], 1)], 1)
+    kind_of = np.array(kinds)
+    for kind in ("ok", "retried", "failed", "cancelled"):
+        boxes = corners[kind_of == kind]
+        if not len(boxes):
+            continue
+        label, color = _KIND_STYLE[kind]
+        if kind == "ok" and ok_color:
+            color = ok_color
+        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="white", linewidths=gap,
+                                         label=label, gid=f"calls:{kind}"), autolim=False)
+    end = max(c.end for c in calls)
+    ax.set_xlim(0, end * 1.02 if end > 0 else 1.0)
+    ax.set_ylim(slots - 0.5, -0.5)
+    ticks = list(range(slots)) if slots <= 10 else sorted({0, slots // 2, slots - 1})
+    ax.set_yticks(ticks, [str(t + 1) for t in ticks])
+    if legend == "inside":  # lower right: where a parallel run beside a sequential one leaves room
+        ax.legend(loc="lower right", fontsize="small")
+    elif legend == "outside":
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    return slots
+
+
 def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | None = None, ok_color: str | None = None) -> Figure:
     """Gantt chart of one run: a row per concurrency slot, a bar per call from start to end.
 
     Failed attempts that were retried, failures that stuck and cancelled calls get their
-    own colours and legend entries; times are seconds from the run's start.
+    own colours and legend entries; times are seconds from the run's start. Each kind of
+    call is one ``PolyCollection`` with one bar per call (:func:`call_bars` counts them).
     """
-    figure, ax = _axes(ax, size=(7.0, 3.2))
-    rows, kinds = _slots(trace), _kinds(trace)
-    seen: set[str] = set()
-    for call, row, kind in zip(trace, rows, kinds):
-        label, color = _KIND_STYLE[kind]
-        if kind == "ok" and ok_color:
-            color = ok_color
-        ax.barh(row, call.duration, left=call.start, height=0.8, color=color, edgecolor="white", linewidth=0.5,
-                label=None if kind in seen else label)
-        seen.add(kind)
-    slots = max(rows, default=-1) + 1
-    ax.set_ylim(slots - 0.5, -0.5)
-    ax.set_yticks(range(slots) if slots <= 12 else [0, slots - 1])
-    ax.set_xlabel("time since start (s)")
-    ax.set_ylabel("slot")
-    peak = slots
-    ax.set_title(title or f"{len(trace)} calls, at most {peak} in flight")
-    ax.grid(axis="x", alpha=0.3)
-    if seen:
-        ax.legend(loc="lower right", fontsize="small")
+    calls = _check_trace(trace)
+    with course_style():
+        own_figure = ax is None
+        figure, ax = _axes(ax, size=(7.0, 3.2))
+        _setup_timeline_axes(ax)
+        # Beside the bars on a figure of our own (its layout makes room); inside on a given ax.
+        slots = _draw_timeline(ax, calls, ok_color, legend="outside" if own_figure else "inside")
+        mean = math.fsum(c.duration for c in calls) / len(calls)
+        ax.set_title(title or f"{len(calls)} calls of {_seconds_text(mean)} on average, at most {slots} in flight", y=1.0)
     return figure
+
+
+def call_bars(ax: Axes) -> dict[str, int]:
+    """How many call bars of each kind (``"ok"``, ``"retried"``, ``"failed"``...) a timeline drew on ``ax``."""
+    counts: dict[str, int] = {}
+    for collection in ax.collections:
+        gid = collection.get_gid() or ""
+        if gid.startswith("calls:"):
+            counts[gid.split(":", 1)[1]] = len(collection.get_paths())
+    return counts
+
+
+def _setup_race_axes(seq_ax: Axes, par_ax: Axes) -> None:
+    _setup_timeline_axes(seq_ax)
+    _setup_timeline_axes(par_ax)
+    seq_ax.set_ylabel("")
+    seq_ax.set_xlabel("")
+    seq_ax.tick_params(labelbottom=False)
+
+
+def _draw_race(seq_ax: Axes, par_ax: Axes, result: Comparison) -> tuple[str, str]:
+    """Both timelines of a comparison on one time axis; returns their titles."""
+    _draw_timeline(seq_ax, list(result.sequential_trace), PALETTE["sequential"], legend=None)
+    _draw_timeline(par_ax, list(result.trace), None)
+    end = max(result.sequential_time, result.parallel_time) * 1.02 or 1.0
+    for ax in (seq_ax, par_ax):
+        ax.set_xlim(0, end)
+        ax.axvline(result.parallel_time, color=_INK, linestyle="--", linewidth=1)
+    seq_ax.annotate("parallel done", (result.parallel_time, 0.5), xycoords=("data", "axes fraction"),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize="small",
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    limit = _limit_text(result.max_concurrency)
+    return (
+        f"Sequential: N = {result.items} calls, {_latency_text(result)}, one at a time: {_seconds_text(result.sequential_time)}",
+        f"Parallel ({limit}): {_seconds_text(result.parallel_time)}, speedup {result.speedup:.1f}x",
+    )
 
 
 def race_timelines(result: Comparison) -> Figure:
-    """The sequential and the parallel run of one comparison, one above the other, same time axis."""
-    figure = CourseFigure(figsize=(7.5, 5.0), layout="constrained")
-    seq_ax, par_ax = figure.subplots(2, 1, sharex=True, height_ratios=[1, 2.5])
-    limit = _limit_text(result.max_concurrency)
-    timeline(result.sequential_trace, ax=seq_ax, ok_color=PALETTE["sequential"],
-             title=f"Sequential: {result.items} calls, one at a time, {_seconds_text(result.sequential_time)}")
-    timeline(result.trace, ax=par_ax,
-             title=f"Parallel ({limit}): {_seconds_text(result.parallel_time)}, speedup {result.speedup:.1f}x")
-    seq_ax.set_xlabel("")
+    """The sequential and the parallel run of one comparison, one above the other, same time axis.
+
+    A dashed line on both marks when the parallel run finished, so the picture alone
+    shows how much sooner it was.
+    """
+    _check_comparison(result)
+    with course_style():
+        figure = _new_figure((7.5, 5.0))
+        seq_ax, par_ax = figure.subplots(2, 1, sharex=True, height_ratios=[1, 2.5])
+        _setup_race_axes(seq_ax, par_ax)
+        seq_title, par_title = _draw_race(seq_ax, par_ax, result)
+        seq_ax.set_title(seq_title, y=1.0)
+        par_ax.set_title(par_title, y=1.0)
     return figure
 
 
-def _seconds_text(value: float) -> str:
-    return f"{value:.3g} s"
+# -- the explorer's picture -----------------------------------------------------------------
+
+
+class Overview:
+    """Makespan against C (left) beside the race timelines (right), redrawn in place.
+
+    The axes, their ticks and labels are made once; :meth:`update` swaps only the data, which
+    is what keeps the explorer's redraw quick. ``figure`` is a :class:`CourseFigure`.
+    """
+
+    def __init__(self, size: tuple[float, float] = (11.0, 4.4), dpi: float = 80) -> None:
+        with course_style():
+            self.figure = _new_figure(size, layout=None)
+            self.figure.set_dpi(dpi)
+            # A canvas of its own keeps one renderer, whose text-size cache then lasts
+            # between redraws (savefig would make a new renderer each time).
+            self._canvas = FigureCanvasAgg(self.figure)
+            grid = self.figure.add_gridspec(2, 2, width_ratios=[1, 1.3], height_ratios=[1, 2.6], left=0.06,
+                                            right=0.99, bottom=0.11, top=0.93, wspace=0.28, hspace=0.4)
+            self.curve_ax = self.figure.add_subplot(grid[:, 0])
+            self.seq_ax = self.figure.add_subplot(grid[0, 1])
+            self.par_ax = self.figure.add_subplot(grid[1, 1], sharex=self.seq_ax)
+            self._speed = _setup_curve_axes(self.curve_ax)
+            _setup_race_axes(self.seq_ax, self.par_ax)
+        self.result: Comparison | None = None
+
+    def update(self, result: Comparison, curve: Sequence[Comparison] = ()) -> "Overview":
+        """Draw ``result`` (and measured points ``curve`` of the same workload at other C)."""
+        _check_comparison(result)
+        runs = [r for r in curve if r.max_concurrency != result.max_concurrency] + [result]
+        with course_style():
+            for ax in (self.curve_ax, self.seq_ax, self.par_ax):
+                for artist in [*ax.lines, *ax.collections, *ax.texts]:
+                    artist.remove()
+                if ax.get_legend() is not None:
+                    ax.get_legend().remove()
+            self.curve_ax.set_title(_draw_curve(self.curve_ax, self._speed, runs, result.max_concurrency), y=1.0)
+            seq_title, par_title = _draw_race(self.seq_ax, self.par_ax, result)
+            self.seq_ax.set_title(seq_title, y=1.0)
+            self.par_ax.set_title(par_title, y=1.0)
+        self.result = result
+        return self
+
+    def png(self) -> bytes:
+        """The picture as PNG bytes, quickly compressed: the explorer sends one per change."""
+        with matplotlib.rc_context({"text.hinting": "no_hinting"}):  # a fifth quicker, looks the same at 80 dpi
+            self._canvas.draw()
+        width, height = self._canvas.get_width_height()
+        image = PIL.Image.frombuffer("RGBA", (width, height), self._canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
+
+
+def overview(result: Comparison, curve: Sequence[Comparison] = ()) -> Figure:
+    """Makespan against C beside the race timelines of one comparison: the explorer's picture, once.
+
+    ``curve`` holds runs of the same workload at other limits (``sweep("max_concurrency", ...)``),
+    drawn as measured points; ``result`` is marked as the current setting.
+    """
+    return Overview().update(result, curve).figure

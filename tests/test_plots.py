@@ -1,0 +1,259 @@
+"""The pictures: the artists, labels and titles they promise, on small virtual-clock runs."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+import matplotlib.style
+import pytest
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.figure import Figure
+
+from pocket_parallel import CallRecord, compare, ideal_makespan, sweep
+from pocket_parallel.plots import (
+    PALETTE,
+    CourseFigure,
+    Overview,
+    call_bars,
+    ideal_curve,
+    makespan_vs_concurrency,
+    overview,
+    race_timelines,
+    speedup_vs_items,
+    timeline,
+)
+
+matplotlib.use("Agg")
+
+
+def _sink() -> io.BytesIO:
+    return io.BytesIO()
+
+
+def drawn(figure: Figure) -> Figure:
+    """Render once, so tick labels exist as they will on screen."""
+    figure.savefig(_sink(), format="png")
+    return figure
+
+
+def tick_texts(axis) -> list[str]:
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+def legend_texts(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def luminance(color) -> float:
+    r, g, b = to_rgb(color)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.fixture(scope="module")
+def limit_sweep():
+    return sweep("max_concurrency", [1, 2, 5, None], items=12, latency=0.5)
+
+
+@pytest.fixture(scope="module")
+def flaky():
+    """A run where some attempts fail and are retried, and some items fail for good."""
+    result = compare(60, 6, latency=0.2, jitter=0.3, failure_rate=0.45, max_retries=2, seed=5)
+    assert result.failures and len(result.trace) > 60
+    return result
+
+
+# -- speedup against item count ------------------------------------------------------------
+
+
+def test_speedup_vs_items_draws_the_three_curves_with_units():
+    results = sweep("items", [1, 10, 50], max_concurrency=5, latency=0.5)
+    figure = speedup_vs_items(results)
+    (ax,) = figure.axes
+    lines = {line.get_label(): line for line in ax.lines}
+    assert set(lines) == {"sequential (measured)", "parallel (measured)", "parallel ideal"}
+    assert list(lines["sequential (measured)"].get_ydata()) == [0.5, 5.0, 25.0]
+    assert list(lines["parallel (measured)"].get_ydata()) == [0.5, 1.0, 5.0]
+    assert list(lines["parallel ideal"].get_xdata()) == [1, 10, 50]
+    assert ax.get_xlabel() == "items N (LLM calls)" and ax.get_ylabel() == "makespan (s)"
+    title = ax.get_title()
+    assert "N = 1–50" in title and "C = 5" in title and "latency 0.5 s" in title
+    assert repr(figure) == "<CourseFigure size 640x400 with 1 Axes>"  # notebooks compare this text
+
+
+def test_speedup_vs_items_draws_on_a_given_axes():
+    figure = CourseFigure()
+    ax = figure.add_subplot()
+    assert speedup_vs_items(sweep("items", [2, 4], max_concurrency=None), ax=ax) is figure
+    assert "no limit" in ax.get_title()
+
+
+# -- makespan against C --------------------------------------------------------------------
+
+
+def test_makespan_vs_concurrency_points_ideal_and_current(limit_sweep):
+    figure = makespan_vs_concurrency(limit_sweep, current=2)
+    ax = figure.axes[0]
+    lines = {line.get_label(): line for line in ax.lines}
+    measured = lines["parallel (measured)"]
+    # The unlimited run sits at C = N = 12; times are exact on the virtual clock.
+    assert list(measured.get_xdata()) == [1, 2, 5, 12]
+    assert list(measured.get_ydata()) == [6.0, 3.0, 1.5, 0.5]
+    ideal = lines["ideal: ⌈N / C⌉ × L"]  # equal latencies: the bound is reached exactly
+    assert list(ideal.get_xdata()) == list(range(1, 13))
+    assert list(ideal.get_ydata()) == [math.ceil(12 / c) * 0.5 for c in range(1, 13)]
+    assert lines["sequential: 6 s"].get_ydata()[0] == 6.0
+    assert "now: C = 2, 3 s" in legend_texts(ax)
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "concurrency limit C (calls in flight)" and ax.get_ylabel() == "makespan (s)"
+    assert ax.get_title() == "Makespan against C: N = 12 calls, latency 0.5 s, now C = 2"
+    assert repr(figure) == "<CourseFigure size 640x400 with 1 Axes>"
+
+
+def test_log_axes_read_plain_numbers_and_the_right_axis_reads_speedup(limit_sweep):
+    figure = drawn(makespan_vs_concurrency(limit_sweep, current=5))
+    ax = figure.axes[0]
+    assert tick_texts(ax.xaxis) == ["1", "2", "5", "10"]
+    assert tick_texts(ax.yaxis) == ["0.5", "1", "2", "5"]
+    (speed,) = ax.child_axes
+    assert "speedup" in speed.get_ylabel()
+    assert tick_texts(speed.yaxis) == ["1", "2", "5", "10"]
+    # The right axis is sequential / makespan: 6 s of sequential work over 3 s is 2x.
+    forward = speed._functions[0]
+    assert forward(3.0) == pytest.approx(2.0)
+
+
+def test_makespan_vs_concurrency_marks_an_unlimited_run_without_current(limit_sweep):
+    ax = makespan_vs_concurrency(limit_sweep).axes[0]
+    assert "now: no limit, 0.5 s" in legend_texts(ax)
+    assert ax.get_title().endswith("now no limit")
+
+
+def test_short_log_ranges_get_every_digit():
+    result = compare(4, 2, latency=3.0)
+    figure = drawn(makespan_vs_concurrency([result], current=2))
+    ax = figure.axes[0]
+    ax.set_ylim(3, 8)
+    figure.savefig(_sink(), format="png")
+    assert tick_texts(ax.yaxis) == ["3", "4", "5", "6", "7", "8"]
+
+
+def test_ideal_curve_matches_ideal_makespan_with_uneven_latencies():
+    result = compare(40, 4, latency=1.0, jitter=0.8, seed=2)
+    work = [r.duration for r in result.trace]
+    limits = [1, 2, 3, 7, 13, 39, 40, 41, 100]
+    assert ideal_curve(result, limits) == pytest.approx([ideal_makespan(work, c) for c in limits], rel=1e-12)
+    with pytest.raises(ValueError, match="limits"):
+        ideal_curve(result, [0])
+
+
+# -- timelines ------------------------------------------------------------------------------
+
+
+def test_timeline_one_bar_per_call_in_slots():
+    result = compare(10, 3, latency=1.0)
+    figure = timeline(result.trace)
+    ax = figure.axes[0]
+    assert call_bars(ax) == {"ok": 10}
+    assert legend_texts(ax) == ["call"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3"]
+    assert ax.get_xlabel() == "time since start (s)" and ax.get_ylabel() == "slot"
+    assert ax.get_title() == "10 calls of 1 s on average, at most 3 in flight"
+    assert ax.get_xlim()[1] >= result.parallel_time
+    assert repr(figure) == "<CourseFigure size 700x320 with 1 Axes>"
+
+
+def test_timeline_tells_retries_and_failures_apart(flaky):
+    ax = timeline(flaky.trace, title="flaky").axes[0]
+    bars = call_bars(ax)
+    assert sum(bars.values()) == len(flaky.trace)
+    assert bars["failed"] == len(flaky.failures)  # each failed item's last attempt
+    assert bars["retried"] > 0 and bars["ok"] == len(flaky.results)
+    assert legend_texts(ax) == ["call", "failed attempt, retried", "failed for good"]
+    colours = {c.get_gid(): to_hex(c.get_facecolor()[0]) for c in ax.collections}
+    assert colours == {"calls:ok": PALETTE["parallel"].lower(), "calls:retried": PALETTE["retry"].lower(),
+                       "calls:failed": PALETTE["failed"].lower()}
+    assert ax.get_title() == "flaky"
+
+
+def test_race_timelines_share_one_time_axis():
+    result = compare(8, 4, latency=0.5)
+    figure = race_timelines(result)
+    seq_ax, par_ax = figure.axes
+    assert call_bars(seq_ax) == {"ok": 8} and call_bars(par_ax) == {"ok": 8}
+    assert seq_ax.get_xlim() == par_ax.get_xlim() and seq_ax.get_xlim()[1] >= 4.0
+    assert seq_ax.get_title() == "Sequential: N = 8 calls, latency 0.5 s, one at a time: 4 s"
+    assert par_ax.get_title() == "Parallel (C = 4): 1 s, speedup 4.0x"
+    done = [line for line in par_ax.lines if list(line.get_xdata()) == [1.0, 1.0]]
+    assert done, "a dashed line marks when the parallel run finished"
+    assert repr(figure) == "<CourseFigure size 750x500 with 2 Axes>"
+
+
+# -- the explorer's picture -----------------------------------------------------------------
+
+
+def test_overview_redraws_in_place(limit_sweep):
+    picture = Overview()
+    figure = picture.figure
+    first = picture.update(limit_sweep[1], limit_sweep).png()
+    curve_ax, seq_ax, par_ax = figure.axes
+    assert "now C = 2" in curve_ax.get_title() and "N = 12" in curve_ax.get_title()
+    second = picture.update(limit_sweep[2], limit_sweep).png()
+    assert picture.figure is figure and len(figure.axes) == 3
+    assert "now C = 5" in curve_ax.get_title()
+    assert call_bars(par_ax) == {"ok": 12} and call_bars(seq_ax) == {"ok": 12}
+    assert len([line for line in curve_ax.lines if line.get_label() == "parallel (measured)"]) == 1
+    assert first[:8] == second[:8] == b"\x89PNG\r\n\x1a\n" and first != second
+    assert len(overview(limit_sweep[0], limit_sweep).axes) == 3
+
+
+# -- light and dark themes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["default", "dark_background"])
+def test_figures_keep_a_white_background_and_dark_text(style, limit_sweep):
+    with matplotlib.style.context(style):
+        figures = [makespan_vs_concurrency(limit_sweep, current=5), race_timelines(limit_sweep[0])]
+    for figure in figures:
+        assert to_hex(figure.get_facecolor()) == "#ffffff"
+        for ax in figure.axes:
+            assert to_hex(ax.get_facecolor()) == "#ffffff"
+            assert luminance(ax.title.get_color()) < 0.3
+            assert luminance(ax.xaxis.label.get_color()) < 0.3
+            for label in ax.get_yticklabels():
+                assert luminance(label.get_color()) < 0.3
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda s: speedup_vs_items([]), ValueError, "results"),
+        (lambda s: speedup_vs_items(s[0]), TypeError, "list of Comparison"),
+        (lambda s: makespan_vs_concurrency([]), ValueError, "results"),
+        (lambda s: makespan_vs_concurrency([s[0], "x"]), TypeError, "Comparison"),
+        (lambda s: makespan_vs_concurrency(s, current=0), ValueError, "current"),
+        (lambda s: makespan_vs_concurrency([s[0], compare(13, 2, latency=0.5)]), ValueError, "one workload"),
+        (lambda s: makespan_vs_concurrency(s, ax="left"), TypeError, "ax"),
+        (lambda s: timeline([]), ValueError, "trace"),
+        (lambda s: timeline(5), TypeError, "trace"),
+        (lambda s: timeline([("p", 1, 0.0, 1.0, "ok")]), TypeError, "CallRecord"),
+        (lambda s: race_timelines(s), TypeError, "Comparison"),
+        (lambda s: Overview().update(None), TypeError, "Comparison"),
+    ],
+)
+def test_bad_input_is_named(call, error, message, limit_sweep):
+    with pytest.raises(error, match=message):
+        call(limit_sweep)
+
+
+def test_a_hand_made_trace_draws():
+    trace = [CallRecord("a", 1, 0.0, 1.0, "error"), CallRecord("a", 2, 1.0, 2.0, "ok"),
+             CallRecord("b", 1, 0.0, 0.5, "cancelled")]
+    ax = timeline(trace).axes[0]
+    assert call_bars(ax) == {"ok": 1, "retried": 1, "cancelled": 1}
+    assert legend_texts(ax) == ["call", "failed attempt, retried", "cancelled"]
