@@ -42,7 +42,10 @@ def check_clock(clock: Any) -> str:
 def new_loop(clock: Clock = "real") -> asyncio.AbstractEventLoop:
     """A new event loop keeping real or virtual time (not set as the current loop)."""
     if check_clock(clock) == "virtual":
-        return looptime.new_event_loop(start=0.0, idle_timeout=_IDLE_TIMEOUT)
+        # noop_cycles: looptime idles 42 loop turns before each jump by default, a guard for
+        # I/O arriving from outside; nothing here waits on outside I/O, and one turn makes
+        # a run about 4x faster with identical times (checked over the explorer's settings).
+        return looptime.new_event_loop(start=0.0, idle_timeout=_IDLE_TIMEOUT, noop_cycles=1)
     return asyncio.new_event_loop()
 
 
