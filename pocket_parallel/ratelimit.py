@@ -95,16 +95,21 @@ class Window(NamedTuple):
     requests: int
 
 
-def busiest_window(trace: Iterable[CallRecord | float], window: float = 60.0) -> Window:
+def busiest_window(
+    trace: Iterable[CallRecord | float], window: float = 60.0, *, include_refused: bool = False
+) -> Window:
     """The most requests that started within any window ``[t, t + window)``, checked exactly.
 
-    ``trace`` holds :class:`~pocket_parallel.CallRecord` (refused calls, outcome
-    ``"rate_limited"``, are not requests the server served and are left out) or plain start
-    times. Every window that could be the busiest starts at some request's start, so each
+    ``trace`` holds :class:`~pocket_parallel.CallRecord` or plain start times. By default
+    refused calls (outcome ``"rate_limited"``) are left out: the count is what the server
+    admitted, which never exceeds its limit. ``include_refused=True`` counts every request
+    the client sent, refused or not: the number that shows a client bursting past a limit. Every window that could be the busiest starts at some request's start, so each
     of those is counted; times are compared in whole microseconds, as the server does.
     """
     window = check_real("window", window, low=0.0, low_open=True)
-    starts = sorted(_start_ticks(trace))
+    if not isinstance(include_refused, bool):
+        raise TypeError(f"include_refused must be True or False; got {include_refused!r}")
+    starts = sorted(_start_ticks(trace, include_refused))
     if not starts:
         return Window(0.0, 0)
     width = round(window * 1_000_000)
@@ -118,11 +123,11 @@ def busiest_window(trace: Iterable[CallRecord | float], window: float = 60.0) ->
     return Window(best_start / 1_000_000, best)
 
 
-def _start_ticks(trace: Iterable[CallRecord | float]) -> Sequence[int]:
+def _start_ticks(trace: Iterable[CallRecord | float], include_refused: bool) -> Sequence[int]:
     ticks = []
     for entry in trace:
         if isinstance(entry, CallRecord):
-            if entry.outcome != "rate_limited":
+            if include_refused or entry.outcome != "rate_limited":
                 ticks.append(round(entry.start * 1_000_000))
         else:
             ticks.append(round(check_real("trace entry", entry, low=-float("inf")) * 1_000_000))

@@ -209,6 +209,11 @@ class Explorer(widgets.VBox):
             "max_retries": self._max_retries,
         }
 
+    def __repr__(self) -> str:
+        # Short and stable: notebooks store this text, and the default repr lists every control.
+        settings = ", ".join(f"{name}={value!r}" for name, value in self.settings().items())
+        return f"Explorer({settings})"
+
     def _show_values(self) -> None:
         """Write the controls' values into the text boxes (without reacting to it)."""
         self._quiet += 1

@@ -388,3 +388,13 @@ def test_bad_max_per_minute_in_a_class_body_or_assigned_later(virtual):
 def test_bad_limiter_arguments_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_busiest_window_can_count_refused_requests_too():
+    from pocket_parallel import CallRecord, busiest_window
+
+    trace = [CallRecord(f"p{i}", 1, float(i), float(i), "rate_limited" if i % 2 else "ok") for i in range(10)]
+    assert busiest_window(trace, 60).requests == 5
+    assert busiest_window(trace, 60, include_refused=True).requests == 10
+    with pytest.raises(TypeError, match="include_refused"):
+        busiest_window(trace, 60, include_refused="yes")

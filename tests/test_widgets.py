@@ -230,3 +230,14 @@ def test_bad_start_values_and_ranges_are_named(kwargs, error, words):
         explorer(**settings)
     for word in words:
         assert word in str(caught.value)
+
+
+def test_repr_is_short_and_names_the_settings():
+    from pocket_parallel import explorer
+
+    widget = explorer(items=12, max_concurrency=3, latency=0.5, jitter=0.0)
+    assert repr(widget) == (
+        "Explorer(items=12, max_concurrency=3, latency=0.5, jitter=0.0, failure_rate=0.0, seed=0, max_retries=3)"
+    )
+    widget.unlimited.value = True
+    assert "max_concurrency=None" in repr(widget)
