@@ -66,6 +66,14 @@ class _RunState:
         return self.limiter
 
 
+def _run_state(obj: Any) -> _RunState:
+    """The node's or flow's shared run state, made on first use if its __init__ was skipped."""
+    state = obj.__dict__.get("_state")
+    if state is None:  # a subclass whose __init__ did not call ours
+        state = obj._state = _RunState()
+    return state
+
+
 class _Attempts:
     """Stands in for the node as ``self`` in PocketFlow's per-item retry loop, ``AsyncNode._exec``.
 
@@ -180,18 +188,12 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     @property
     def outcomes(self) -> Outcomes | None:
         """What became of each item in the latest run (None before the first run)."""
-        return self._run_state().outcomes
-
-    def _run_state(self) -> _RunState:
-        state = self.__dict__.get("_state")
-        if state is None:  # a subclass whose __init__ skipped ours
-            state = self._state = _RunState()
-        return state
+        return _run_state(self).outcomes
 
     async def _exec(self, items: Any) -> list[Any]:
         # Settings are re-checked at run time: they may have been reassigned since __init__.
         limit = check_max_concurrency(self.max_concurrency)
-        state = self._run_state()
+        state = _run_state(self)
         rate = state.rate_limiter(self.max_per_minute)
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         collect = _check_collect(self.collect_failures)
@@ -267,17 +269,11 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
     @property
     def outcomes(self) -> Outcomes | None:
         """What became of each sub-flow (by its params) in the latest run (None before the first)."""
-        return self._run_state().outcomes
-
-    def _run_state(self) -> _RunState:
-        state = self.__dict__.get("_state")
-        if state is None:
-            state = self._state = _RunState()
-        return state
+        return _run_state(self).outcomes
 
     async def _run_async(self, shared: Any) -> Any:
         limit = check_max_concurrency(self.max_concurrency)  # it may have been reassigned
-        state = self._run_state()
+        state = _run_state(self)
         rate = state.rate_limiter(self.max_per_minute)
         collect = _check_collect(self.collect_failures)
         batch = await self.prep_async(shared) or []
