@@ -1,0 +1,225 @@
+"""Run the benchmarks: ``python -m benchmarks.run`` (full, ~10 min) or ``--quick`` (under a minute).
+
+The full run writes ``benchmarks/results/latest.md``, ``latest.png`` and the raw numbers in
+``latest.json``, prints the table and the README section, and with ``--update-readme``
+rewrites that section of README.md. The quick run prints its table and writes files only
+when given ``--out``. ``--redraw latest.json`` redraws everything from saved numbers without
+measuring. Progress goes to stderr, tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import contenders as registry
+from . import report
+from .machine import Machine, describe, finished
+from .measure import memory_once, time_once
+from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
+from .stats import Cell, VirtualCell, summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+class Progress:
+    """Progress lines on stderr: what runs now, elapsed time, and a rough time left."""
+
+    def __init__(self, total_estimate: float, stream: TextIO = sys.stderr) -> None:
+        self.start = time.perf_counter()
+        self.total_estimate = total_estimate
+        self.done_estimate = 0.0
+        self.stream = stream
+
+    def elapsed(self) -> float:
+        """Seconds since the run began."""
+        return time.perf_counter() - self.start
+
+    def say(self, text: str) -> None:
+        """Print one progress line with the elapsed time."""
+        minutes, seconds = divmod(int(self.elapsed()), 60)
+        print(f"[{minutes:2d}:{seconds:02d}] {text}", file=self.stream, flush=True)
+
+    def advance(self, estimate: float) -> str:
+        """Count ``estimate`` seconds of planned work as done; return a rough time-left text."""
+        self.done_estimate += estimate
+        left = max(0.0, self.total_estimate - self.done_estimate)
+        return f"about {left / 60:.1f} min left" if left >= 60 else f"about {left:.0f} s left"
+
+
+def _rotated(items: Sequence[registry.Contender], k: int) -> list[registry.Contender]:
+    k %= len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+def run_config(plan: Plan, config: Config) -> list[Cell]:
+    """Time every contender of ``config`` in interleaved repetitions, then measure memory once each."""
+    walls: dict[str, list[float]] = {c.key: [] for c in config.contenders}
+    for repetition in range(config.repetitions):
+        for contender in _rotated(config.contenders, repetition):
+            walls[contender.key].append(time_once(contender, config.n, config.limit, plan.latency).wall)
+    memory: dict[str, int | None] = {}
+    if config.memory_latency is not None:
+        for contender in config.contenders:
+            memory[contender.key] = memory_once(contender, config.n, config.limit, config.memory_latency)
+    return summarize(
+        config.n, config.limit, plan.latency, walls,
+        labels={c.key: c.label for c in config.contenders},
+        ours=frozenset(c.key for c in config.contenders if c.ours),
+        memory=memory, memory_latency=config.memory_latency,
+    )
+
+
+def run_virtual(plan: Plan, n: int) -> list[VirtualCell]:
+    """Simulate ``n`` items on the virtual clock through each virtual-time contender."""
+    chosen = [registry.get(key) for key in plan.virtual_contenders]
+    walls: dict[str, list[float]] = {c.key: [] for c in chosen}
+    makespans: dict[str, list[float]] = {c.key: [] for c in chosen}
+    for repetition in range(plan.virtual_repetitions):
+        for contender in _rotated(chosen, repetition):
+            timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual")
+            walls[contender.key].append(timing.wall)
+            makespans[contender.key].append(round(timing.loop, 6))  # the virtual clock ticks in microseconds
+    cells = []
+    for contender in chosen:
+        memory = memory_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual") if plan.memory else None
+        cells.append(VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
+                                 tuple(walls[contender.key]), tuple(makespans[contender.key]), memory))
+    return cells
+
+
+def _config_text(config: Config) -> str:
+    limit = "sequential (C = 1)" if config.limit == 1 else f"C = {report.limit_text(config.limit)}"
+    return f"{limit}, N = {config.n:,}: {len(config.contenders)} contenders × {config.repetitions} runs"
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything one benchmark run measured, and where."""
+
+    plan: Plan
+    machine: Machine
+    cells: list[Cell]
+    virtual: list[VirtualCell]
+    skipped: list[Skipped]
+    duration: float
+
+
+def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
+    """Measure every configuration of ``plan`` and the virtual-clock section, reporting progress on ``stream``."""
+    configs, skipped = configurations(plan)
+    machine = describe()
+    progress = Progress(estimated_seconds(plan, configs), stream)
+    progress.say(f"{plan.name} benchmark on {machine.summary()}; {machine.load_text()}")
+    progress.say(f"{len(configs)} configurations, roughly {progress.total_estimate / 60:.1f} min; "
+                 f"{len(skipped)} skipped (listed in the results)")
+    cells: list[Cell] = []
+    for index, config in enumerate(configs, start=1):
+        progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
+        began = time.perf_counter()
+        cells += run_config(plan, config)
+        left = progress.advance(config_seconds(plan, config))
+        progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
+    virtual: list[VirtualCell] = []
+    for n in plan.virtual_items:
+        progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
+        virtual += run_virtual(plan, n)
+    duration = progress.elapsed()
+    machine = finished(machine)
+    progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
+    return Results(plan, machine, cells, virtual, skipped, duration)
+
+
+def to_json(results: Results) -> dict[str, Any]:
+    """Every measurement of ``results`` as plain JSON data (so reports can be redrawn without re-measuring)."""
+    plan = dataclasses.asdict(results.plan)
+    plan["long"] = sorted([list(pair) for pair in results.plan.long], key=str)
+    return {
+        "plan": plan,
+        "machine": dataclasses.asdict(results.machine),
+        "cells": [dataclasses.asdict(c) for c in results.cells],
+        "virtual": [dataclasses.asdict(c) for c in results.virtual],
+        "skipped": [dataclasses.asdict(s) for s in results.skipped],
+        "duration": results.duration,
+    }
+
+
+def _tuples(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in record.items()}
+
+
+def from_json(data: dict[str, Any]) -> Results:
+    """The inverse of :func:`to_json`."""
+    plan = dict(data["plan"])
+    plan["long"] = frozenset(tuple(pair) for pair in plan["long"])
+    machine = dict(data["machine"])
+    machine["packages"] = tuple(tuple(p) for p in machine["packages"])
+    for key in ("load_start", "load_end"):
+        machine[key] = tuple(machine[key]) if machine[key] is not None else None
+    return Results(
+        plan=Plan(**_tuples(plan)),
+        machine=Machine(**machine),
+        cells=[Cell(**_tuples(c)) for c in data["cells"]],
+        virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
+        skipped=[Skipped(**s) for s in data["skipped"]],
+        duration=data["duration"],
+    )
+
+
+def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
+    """Write ``<stem>.md``, ``<stem>.png`` and the raw ``<stem>.json`` into ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
+    r = results
+    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command) + "\n",
+                         encoding="utf-8")
+    report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
+    raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
+    return [text_path, picture_path, raw_path]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen plan, print the tables, write the results; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small grid, under a minute; writes nothing unless --out")
+    parser.add_argument("--out", type=Path, help="folder for the results file and plot (full run: benchmarks/results)")
+    parser.add_argument("--update-readme", action="store_true", help="rewrite the benchmark section of README.md")
+    parser.add_argument("--redraw", type=Path, metavar="RESULTS.json",
+                        help="measure nothing: redraw the reports from a saved run's .json")
+    args = parser.parse_args(argv)
+    if args.redraw is not None:
+        try:
+            results = from_json(json.loads(args.redraw.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"--redraw: cannot read {args.redraw}: {error}")
+        args.quick = results.plan.name != "full"
+    if args.update_readme and args.quick:
+        parser.error("--update-readme takes the full run's numbers, not a quick run's")
+    if args.redraw is None:
+        results = measure_plan(PLANS["quick" if args.quick else "full"])
+    command = "make bench-quick" if args.quick else "make bench"
+    out = args.out if args.out is not None else (None if args.quick else RESULTS)
+    r = results
+    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command))
+    if out is not None:
+        paths = write(results, out, "quick" if args.quick else "latest", command)
+        print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    if not args.quick:
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command)
+        print("\n---- README section (between the benchmark markers) ----\n" + section)
+        if args.update_readme:
+            report.update_readme(ROOT / "README.md", section)
+            print("updated the benchmark section of README.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
