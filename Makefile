@@ -10,7 +10,7 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick clean
+.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick exercises clean
 
 env: $(STAMP)
 
@@ -27,7 +27,7 @@ lab: env
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
 test: env
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks; status=$$?; \
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
 	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
 	exit $$status
 
@@ -40,7 +40,7 @@ test-browser: env
 	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser
 
 test-notebooks: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks
+	MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
 
 demo: env
 	$(BIN)/python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5
@@ -52,6 +52,11 @@ bench: env
 # Small grid in under a minute: prints the table, writes nothing.
 bench-quick: env
 	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --quick
+
+# Student exercises (notebooks/exercises/) from the instructor notebooks (instructor/exercises/):
+# each solution becomes a stub with its hint; both kinds are re-executed and written byte-stable.
+exercises: env
+	$(BIN)/python tools/make_exercises.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

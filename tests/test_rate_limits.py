@@ -398,3 +398,29 @@ def test_busiest_window_can_count_refused_requests_too():
     assert busiest_window(trace, 60, include_refused=True).requests == 10
     with pytest.raises(TypeError, match="include_refused"):
         busiest_window(trace, 60, include_refused="yes")
+
+
+def test_rate_limiter_does_not_spin_on_float_dust_in_virtual_time():
+    # aiolimiter's float drain once left ~1e-15 in the bucket and re-scheduled its wake-up
+    # for "now" forever on the virtual clock; these two requests were enough to hang.
+    import asyncio
+    import threading
+
+    from pocket_parallel import RateLimiter, run
+
+    async def one(limiter, start):
+        await asyncio.sleep(start)
+        await limiter.acquire()
+        return asyncio.get_running_loop().time()
+
+    async def main():
+        limiter = RateLimiter(120)  # one request per 0.5 s
+        return await asyncio.gather(*(one(limiter, s) for s in (0.084733, 0.401032)))
+
+    finished = []
+    worker = threading.Thread(target=lambda: finished.append(run(main(), clock="virtual")), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert finished, "RateLimiter spun forever at one virtual instant"
+    first, second = finished[0]
+    assert second - first == pytest.approx(0.5, abs=1e-6)

@@ -1,0 +1,48 @@
+"""Automatic checks for the classroom exercises (``notebooks/exercises/``).
+
+Each exercise has one check a student calls with their class or function, not with its output::
+
+    from pocket_parallel.checks import check_parallel_summarizer
+    check_parallel_summarizer(ParallelSummarizer)
+
+A check runs the code on fresh random workloads (in virtual time wherever timing matters, so
+every number is exact), measures what matters (results and their order, calls in flight,
+makespan against the schedule a semaphore allows, items lost), prints one friendly paragraph
+(what was expected, what happened, a hint) and returns a :class:`CheckResult` with ``.passed``
+and ``.message``. Code that still raises ``NotImplementedError`` gets "Not attempted yet".
+Every check takes ``seed=`` to replay a workload exactly (by default each call draws a new one).
+
+=========  ====================================  ==============================================
+Exercise   Check                                 What it asks for
+=========  ====================================  ==============================================
+1          :func:`check_parallel_summarizer`     a sequential batch node made parallel
+2          :func:`check_limited_translator`      at most C calls in flight, inside an AsyncFlow
+3          :func:`check_makespan_prediction`     a batch's makespan predicted from N, C, latencies
+4          :func:`check_safe_flow`               the shared-store race fixed, still parallel
+5          :func:`check_safe_summarizer`         faults and rate limits survived, nothing lost
+6a, 6b     :func:`check_blocking_io`,            blocking I/O to threads, CPU-bound work to
+           :func:`check_cpu_work`                processes, the event loop free throughout
+=========  ====================================  ==============================================
+"""
+
+from ._feedback import CheckResult
+from .faults import FAILURE_RATE, SERVICE_LIMITS, check_safe_summarizer
+from .flows import check_safe_flow
+from .io_cpu import check_blocking_io, check_cpu_work, crunch, page_of
+from .makespan import check_makespan_prediction
+from .nodes import check_limited_translator, check_parallel_summarizer
+
+__all__ = [
+    "FAILURE_RATE",
+    "SERVICE_LIMITS",
+    "CheckResult",
+    "check_blocking_io",
+    "check_cpu_work",
+    "check_limited_translator",
+    "check_makespan_prediction",
+    "check_parallel_summarizer",
+    "check_safe_flow",
+    "check_safe_summarizer",
+    "crunch",
+    "page_of",
+]

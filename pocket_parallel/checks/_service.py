@@ -1,0 +1,141 @@
+"""The simulated service and the random workloads the exercise checks use.
+
+:class:`CheckLLM` is a :class:`~pocket_parallel.SimulatedLLM` with three additions a check
+needs: latencies given per prompt (so messages can quote round numbers), prompts that fail on
+every attempt (a broken document), and counters for what a check must notice (blocking
+calls from async code, refusals by limit). Everything else, the trace, the stats, the
+server-side limits, is the ordinary simulated service.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..llm import RateLimitError, SimulatedLLM
+
+
+class BlockingCallInAsyncCode(RuntimeError):
+    """Raised by :meth:`CheckLLM.call`: a blocking call from async code would stall the check."""
+
+
+class CheckLLM(SimulatedLLM):
+    """A simulated service for one workload of a check.
+
+    ``latencies`` maps prompts to their latency in seconds (other prompts draw one as usual);
+    every attempt at a prompt in ``broken`` fails. ``blocking_calls`` counts calls to the
+    blocking :meth:`call`, which is refused (on the virtual clock it would really sleep);
+    ``refused`` counts rate-limit refusals by the limit that refused them.
+    """
+
+    def __init__(self, *, latencies: Mapping[str, float] | None = None, broken: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.latencies = dict(latencies or {})
+        self.broken = frozenset(broken)
+        self.blocking_calls = 0
+        self.refused: Counter[str] = Counter()
+
+    def latency_for(self, prompt: str, attempt: int = 1) -> float:
+        """The scripted latency of ``prompt`` if it has one, else the seeded draw."""
+        if prompt in self.latencies:
+            return self.latencies[prompt]
+        return super().latency_for(prompt, attempt)
+
+    def fails(self, prompt: str, attempt: int = 1) -> bool:
+        """Broken prompts fail every attempt; the others fail as the seeded service decides."""
+        return prompt in self.broken or super().fails(prompt, attempt)
+
+    async def __call__(self, prompt: str, *, attempt: int | None = None) -> str:
+        try:
+            return await super().__call__(prompt, attempt=attempt)
+        except RateLimitError as error:
+            self.refused[error.limit] += 1
+            raise
+
+    def call(self, prompt: str, *, attempt: int | None = None) -> str:
+        """Refused: count it and raise :class:`BlockingCallInAsyncCode`."""
+        self.blocking_calls += 1
+        raise BlockingCallInAsyncCode(
+            "call_llm(...) blocks the event loop; inside async code use 'await call_llm_async(...)'"
+        )
+
+
+def list_schedule(latencies: Sequence[float], max_concurrency: int | None) -> float:
+    """The makespan of a semaphore of ``max_concurrency`` taking the calls in the given order.
+
+    Each call, in order, takes the slot that frees up first (a FIFO semaphore does exactly
+    this when every call is waiting for it from the start); the makespan is when the last
+    slot frees up. ``None`` means no limit: the longest call.
+    """
+    if not latencies:
+        return 0.0
+    if max_concurrency is None or max_concurrency >= len(latencies):
+        return max(latencies)
+    slots = [0.0] * max_concurrency
+    for latency in latencies:
+        heapq.heappush(slots, heapq.heappop(slots) + latency)
+    return max(slots)
+
+
+def rounds_schedule(latencies: Sequence[float], max_concurrency: int) -> float:
+    """The makespan if calls went in rounds of ``max_concurrency``, each round waiting for its slowest call.
+
+    Not what a semaphore does (it never waits for a whole round); checks use it to draw
+    workloads on which the two differ.
+    """
+    return math.fsum(max(latencies[i:i + max_concurrency]) for i in range(0, len(latencies), max_concurrency))
+
+
+# -- random workloads: readable words, never the same twice -----------------------------------
+
+_ADJECTIVES = ("quiet", "amber", "northern", "restless", "ancient", "hollow", "bright", "tidal", "copper",
+               "frozen", "patient", "crooked", "silver", "early", "distant", "humble", "stormy", "gentle")
+_NOUNS = ("lighthouse", "orchard", "glacier", "market", "observatory", "harbour", "library", "canyon",
+          "beehive", "railway", "windmill", "lagoon", "bakery", "volcano", "archive", "meadow", "comet")
+_VERBS = ("guards", "outlasts", "feeds", "echoes", "shelters", "maps", "warms", "hides", "measures", "awakens")
+_THINGS = ("the old town", "a winter flood", "forty ships", "the night shift", "a lost map", "the spring fair",
+           "three villages", "a rare moth", "the tide tables", "the first snow", "a grain store")
+LANGUAGES = ("Spanish", "French", "German", "Japanese", "Swahili", "Portuguese", "Italian", "Korean", "Dutch",
+             "Polish", "Turkish", "Hindi", "Greek", "Finnish", "Czech", "Vietnamese", "Swedish", "Arabic",
+             "Hebrew", "Danish", "Indonesian", "Norwegian", "Thai", "Ukrainian", "Welsh")
+
+
+def sentence(rng: random.Random) -> str:
+    """A short random sentence, e.g. 'The amber orchard shelters three villages.'"""
+    return (f"The {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {rng.choice(_VERBS)} "
+            f"{rng.choice(_THINGS)} {rng.choice(('at dawn', 'every year', 'in silence', 'for now', 'again'))}.")
+
+
+def documents(rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct short documents (two sentences each)."""
+    found: dict[str, None] = {}
+    while len(found) < count:
+        found[f"{sentence(rng)} {sentence(rng)}"] = None
+    return list(found)
+
+
+def documents_with_distinct_summaries(rng: random.Random, count: int) -> list[str]:
+    """``count`` documents whose summaries (the simulated service's answers) all differ."""
+    probe = SimulatedLLM()
+    while True:
+        docs = documents(rng, count)
+        if len({probe.answer_for(f"Summarize: {doc}") for doc in docs}) == count:
+            return docs
+
+
+def names(rng: random.Random, count: int) -> list[str]:
+    """``count`` distinct document ids such as 'comet-17'."""
+    found: dict[str, None] = {}
+    while len(found) < count:
+        found[f"{rng.choice(_NOUNS)}-{rng.randint(1, 99)}"] = None
+    return list(found)
+
+
+def latencies(rng: random.Random, count: int, low: float = 0.5, high: float = 3.0, step: float = 0.5) -> list[float]:
+    """``count`` random latencies in ``[low, high]``, multiples of ``step`` seconds."""
+    steps = round((high - low) / step)
+    return [round(low + step * rng.randint(0, steps), 6) for _ in range(count)]
