@@ -24,7 +24,7 @@ import aiometer
 from pocketflow import AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode
 
 from pocket_parallel import BoundedParallelBatchFlow, BoundedParallelBatchNode, SimulatedLLM
-from pocket_parallel.experiment import workload
+from pocket_parallel.experiment import AskEach, workload
 
 THREAD_CAP = 1_000
 """Most worker threads the thread pool gets when C is unlimited (one per item would mean 100,000 threads)."""
@@ -138,24 +138,6 @@ class SleepParallelFlow(_ItemsAsParams, AsyncParallelBatchFlow):
     """PocketFlow's own (unbounded) parallel flow: one :class:`SleepOne` sub-flow per item."""
 
 
-class AskBoundedNode(BoundedParallelBatchNode):
-    """Our bounded node sending each prompt in ``shared["prompts"]`` to a SimulatedLLM."""
-
-    def __init__(self, llm: SimulatedLLM, max_concurrency: int | None) -> None:
-        super().__init__(max_concurrency=max_concurrency)
-        self.llm = llm
-
-    async def prep_async(self, shared: dict[str, Any]) -> list[str]:
-        return shared["prompts"]
-
-    async def exec_async(self, prompt: str) -> str:
-        return await self.llm(prompt)
-
-    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: list[str]) -> str:
-        shared["results"] = exec_res
-        return "default"
-
-
 def _no_limit_only(name: str, limit: int | None) -> None:
     if limit is not None:
         raise ValueError(f"{name} has no concurrency limit: run it with limit=None; got {limit!r}")
@@ -185,8 +167,8 @@ async def bounded_flow(n: int, limit: int | None, latency: float) -> list[int]:
 async def bounded_node_llm(n: int, limit: int | None, latency: float) -> list[str]:
     """Our bounded node calling a ``SimulatedLLM(latency, jitter=0)`` instead of sleeping."""
     shared: dict[str, Any] = {"prompts": workload(n)}
-    await AskBoundedNode(SimulatedLLM(latency=latency), limit).run_async(shared)
-    return shared["results"]
+    await AskEach(SimulatedLLM(latency=latency), max_concurrency=limit).run_async(shared)
+    return shared["answers"]
 
 
 async def pocketflow_parallel_node(n: int, limit: int | None, latency: float) -> list[int]:

@@ -24,7 +24,7 @@ from . import report
 from .machine import Machine, describe, finished
 from .measure import memory_once, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
-from .stats import Cell, VirtualCell, summarize
+from .stats import Cell, VirtualCell, ideal, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -85,12 +85,16 @@ def run_virtual(plan: Plan, n: int) -> list[VirtualCell]:
     makespans: dict[str, list[float]] = {c.key: [] for c in chosen}
     for repetition in range(plan.virtual_repetitions):
         for contender in _rotated(chosen, repetition):
-            timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual")
+            # The guard counts virtual seconds: give it room beyond the makespan (1,000 s at N = 100,000).
+            guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
+            timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
             walls[contender.key].append(timing.wall)
             makespans[contender.key].append(round(timing.loop, 6))  # the virtual clock ticks in microseconds
     cells = []
     for contender in chosen:
-        memory = memory_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual") if plan.memory else None
+        guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
+        memory = (memory_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
+                  if plan.memory else None)
         cells.append(VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
                                  tuple(walls[contender.key]), tuple(makespans[contender.key]), memory))
     return cells

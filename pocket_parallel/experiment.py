@@ -95,8 +95,8 @@ def workload(items: int) -> list[str]:
     return [f"Summarize: document {i} of {items}" for i in range(1, items + 1)]
 
 
-class _AskEach:
-    """Shared by the two racers: prompts from the shared store, one LLM call per item."""
+class _PromptsToAnswers:
+    """The three steps of both racers: prompts from the shared store, one LLM call each."""
 
     llm: SimulatedLLM
 
@@ -106,24 +106,33 @@ class _AskEach:
     async def exec_async(self, prompt: str) -> str:
         return await self.llm(prompt)
 
-    async def exec_fallback_async(self, prompt: str, exc: Exception) -> Failure:
-        return Failure(prompt, exc, self.max_retries)  # type: ignore[attr-defined]
-
     async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: list[Any]) -> str:
         shared["answers"] = exec_res
         return "default"
 
 
-class _SequentialAsk(_AskEach, AsyncBatchNode):
+class AskEach(_PromptsToAnswers, BoundedParallelBatchNode):
+    """A bounded parallel node that sends each prompt in ``shared["prompts"]`` to ``llm``.
+
+    The answers land in ``shared["answers"]``, in input order. Every keyword of
+    :class:`BoundedParallelBatchNode` (``max_concurrency``, ``max_retries``, ``backoff``,
+    ``collect_failures``...) passes through. It is the parallel racer of :func:`compare`,
+    the node :func:`~pocket_parallel.measure_throughput` drives, and a ready-made node for
+    experiments of your own.
+    """
+
+    def __init__(self, llm: SimulatedLLM, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.llm = llm
+
+
+class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
     def __init__(self, llm: SimulatedLLM, max_retries: int) -> None:
         super().__init__(max_retries=max_retries)
         self.llm = llm
 
-
-class _ParallelAsk(_AskEach, BoundedParallelBatchNode):
-    def __init__(self, llm: SimulatedLLM, max_retries: int, max_concurrency: int | None) -> None:
-        super().__init__(max_retries=max_retries, max_concurrency=max_concurrency)
-        self.llm = llm
+    async def exec_fallback_async(self, prompt: str, exc: Exception) -> Failure:
+        return Failure(prompt, exc, self.max_retries)
 
 
 async def _timed_run(flow: AsyncFlow, prompts: list[str], llm: SimulatedLLM) -> tuple[float, list[Any], list[CallRecord], int]:
@@ -176,7 +185,7 @@ async def compare_async(
     else:
         seq_time, _, seq_list, _ = await _timed_run(AsyncFlow(start=_SequentialAsk(llm, max_retries)), prompts, llm)
         seq_trace = tuple(seq_list)
-    par_node = _ParallelAsk(llm, max_retries, max_concurrency)
+    par_node = AskEach(llm, max_retries=max_retries, max_concurrency=max_concurrency, collect_failures=True)
     par_time, answers, par_trace, peak = await _timed_run(AsyncFlow(start=par_node), prompts, llm)
     work = _item_work(par_trace)
     return Comparison(

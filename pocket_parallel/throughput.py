@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._validate import check_int, check_real
 from .clock import Clock, check_clock, run
-from .limits import BoundedParallelBatchNode
+from .experiment import AskEach
 from .llm import SimulatedLLM
 from .retry import Backoff, check_backoff
 
@@ -76,18 +76,6 @@ class ThroughputPoint:
         )
 
 
-class _Ask(BoundedParallelBatchNode):
-    def __init__(self, llm: SimulatedLLM, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.llm = llm
-
-    async def prep_async(self, shared: dict[str, Any]) -> list[str]:
-        return shared["prompts"]
-
-    async def exec_async(self, prompt: str) -> str:
-        return await self.llm(prompt)
-
-
 async def measure_throughput_async(
     concurrency: Iterable[int],
     *,
@@ -116,7 +104,7 @@ async def measure_throughput_async(
             latency=latency, jitter=jitter, seed=seed, failure_rate=failure_rate, max_concurrent=max_concurrent,
             requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute,
         )
-        node = _Ask(llm, max_retries=max_retries, max_concurrency=c, backoff=backoff, collect_failures=True)
+        node = AskEach(llm, max_retries=max_retries, max_concurrency=c, backoff=backoff, collect_failures=True)
         start = loop.time()
         await node.run_async({"prompts": prompts})
         makespan = loop.time() - start

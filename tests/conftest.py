@@ -7,25 +7,12 @@ from typing import Any
 import pytest
 from pocketflow import AsyncParallelBatchNode
 
-from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, run
+from pocket_parallel import SimulatedLLM, run
+from pocket_parallel.experiment import AskEach
 
 
-class AskNode(BoundedParallelBatchNode):
-    """Sends every prompt in shared["prompts"] to self.llm; stores answers in shared["answers"]."""
-
-    def __init__(self, llm: SimulatedLLM, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.llm = llm
-
-    async def prep_async(self, shared):
-        return shared["prompts"]
-
-    async def exec_async(self, prompt):
-        return await self.llm(prompt)
-
-    async def post_async(self, shared, prep_res, exec_res):
-        shared["answers"] = exec_res
-        return "default"
+# Sends every prompt in shared["prompts"] to its llm; answers in shared["answers"], in order.
+AskNode = AskEach
 
 
 class ChapterRateLimitedNode(AsyncParallelBatchNode):

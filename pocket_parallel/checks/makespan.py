@@ -17,7 +17,7 @@ from numbers import Real
 from typing import Any
 
 from ..clock import run
-from ..limits import BoundedParallelBatchNode
+from ..experiment import AskEach
 from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, run_check, sec, stub_hint
 from ._service import CheckLLM, latencies, list_schedule, rounds_schedule
 
@@ -37,20 +37,6 @@ def check_makespan_prediction(predict_makespan: Callable[[list[float], int | Non
     if not callable(predict_makespan):
         raise TypeError(f"predict_makespan must be a function such as predict_makespan; got {type(predict_makespan).__name__}")
     return run_check("Exercise 3", lambda rng: _predictions(predict_makespan, rng), seed)
-
-
-class _Probe(BoundedParallelBatchNode):
-    """One call per latency, in the given order, at most ``max_concurrency`` at once."""
-
-    def __init__(self, llm: CheckLLM, max_concurrency: int | None) -> None:
-        super().__init__(max_concurrency=max_concurrency)
-        self.llm = llm
-
-    async def prep_async(self, shared: dict[str, Any]) -> list[str]:
-        return shared["prompts"]
-
-    async def exec_async(self, prompt: str) -> str:
-        return await self.llm(prompt)
 
 
 def _cases(rng: random.Random) -> list[Case]:
@@ -98,7 +84,7 @@ async def _measure(cases: list[Case]) -> list[float]:
         llm = CheckLLM(latencies=dict(zip(prompts, lats)))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        await _Probe(llm, limit).run_async({"prompts": prompts})
+        await AskEach(llm, max_concurrency=limit).run_async({"prompts": prompts})
         measured.append(round(loop.time() - start, 6))
     return measured
 
