@@ -255,7 +255,7 @@ def slow_summary(cells: Sequence[Cell]) -> str:
             f"CPU-bound instead of waiting: " + "; ".join(parts) + ".")
     if references:
         text += " At the same points: " + "; ".join(references) + "."
-    return text + " Why, and a measured fix for the node: [benchmarks/README.md](benchmarks/README.md)."
+    return text + " Why, and what was done about it: [benchmarks/README.md](benchmarks/README.md)."
 
 
 def gc_finding(cells: Sequence[Cell]) -> str | None:
