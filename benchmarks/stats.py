@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pocket_parallel import ideal_makespan
+from pocket_parallel.experiment import semaphore_makespan
 
 from .contenders import FLOOR
 
@@ -16,7 +16,7 @@ def ideal(n: int, limit: int | None, latency: float) -> float:
 
     ``ceil(n / limit) * latency``; just ``latency`` with no limit.
     """
-    return ideal_makespan([latency] * n, limit)
+    return semaphore_makespan([latency] * n, limit)
 
 
 @dataclass(frozen=True)

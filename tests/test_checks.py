@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pocketflow import AsyncBatchFlow, AsyncBatchNode, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode
+from pocketflow import (
+    AsyncBatchFlow,
+    AsyncBatchNode,
+    AsyncNode,
+    AsyncParallelBatchFlow,
+    AsyncParallelBatchNode,
+)
 
 from pocket_parallel import (
     Backoff,
@@ -28,7 +34,6 @@ from pocket_parallel import (
     call_llm,
     call_llm_async,
     get_default_llm,
-    ideal_makespan,
     set_default_llm,
 )
 from pocket_parallel.checks import (
@@ -41,6 +46,7 @@ from pocket_parallel.checks import (
     check_safe_flow,
     check_safe_summarizer,
 )
+from pocket_parallel.experiment import makespan_lower_bound
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR = ROOT / "instructor" / "exercises"
@@ -305,8 +311,8 @@ def rounds_of_c(latencies, max_concurrency):
 
 
 def library_ideal(latencies, max_concurrency):
-    """pocket_parallel.ideal_makespan: exact for equal latencies, only a bound otherwise."""
-    return ideal_makespan(latencies, max_concurrency)
+    """pocket_parallel.experiment.makespan_lower_bound: exact for equal latencies, only a bound otherwise."""
+    return makespan_lower_bound(latencies, max_concurrency)
 
 
 def forgets_no_limit(latencies, max_concurrency):

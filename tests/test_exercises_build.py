@@ -18,7 +18,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from test_notebook_outputs import leaks, missing_kernelspec, unexecuted_cells, unexpected_errors
+
+from tests.test_notebook_outputs import (
+    leaks,
+    missing_kernelspec,
+    unexecuted_cells,
+    unexpected_errors,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pocketflow import AsyncBatchFlow, AsyncFlow, AsyncNode, AsyncParallelBatchFlow
 
-from pocket_parallel import BoundedParallelBatchFlow, Race, RaceWatch, SimulatedLLM, check_races
+from pocket_parallel import BoundedParallelBatchFlow, SimulatedLLM, check_races
+from pocket_parallel.races import Race, RaceWatch
 
 DOCS = ["alpha report", "beta memo", "gamma notes"]
 

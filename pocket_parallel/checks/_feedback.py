@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._validate import check_int
 from ..clock import Clock, VirtualDeadlockError, run
-from ..llm import SimulatedLLM, set_default_llm
+from ..backend import set_default_llm
+from ..llm import SimulatedLLM
 
 if TYPE_CHECKING:
     from ._service import CheckLLM

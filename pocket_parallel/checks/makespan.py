@@ -17,7 +17,7 @@ from numbers import Real
 from typing import Any
 
 from ..clock import run
-from ..experiment import AskEach
+from ..experiment import AskEach, makespan_lower_bound
 from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, run_check, sec, stub_hint
 from ._service import CheckLLM, latencies, list_schedule, rounds_schedule
 
@@ -70,6 +70,7 @@ def _shortcuts(lats: list[float], limit: int | None) -> dict[str, float]:
     found = {"sum": total}
     if limit is not None and limit < count:
         found["bound"] = max(max(lats), total / limit)
+        found["tighter bound"] = makespan_lower_bound(lats, limit)
         found["share"] = total / limit
         found["rounds"] = rounds_schedule(lats, limit)
         found["rounds of the longest"] = math.ceil(count / limit) * max(lats)
@@ -154,6 +155,10 @@ def _explain(prediction: float, lats: list[float], limit: int | None) -> str:
                     f"call{'s' * (count % limit != 1)}, still takes a whole {sec(lats[0])}. That makes "
                     f"ceil(N / C) rounds.")
         return "With equal latencies L the calls go in rounds of C, each taking L: ceil(N / C) x L."
+    if "tighter bound" in matches and "bound" not in matches:
+        return ("Your prediction is a lower bound (no schedule can finish sooner), which only a perfect "
+                "packing reaches. The semaphore does not pack: it takes the items in input order, each in "
+                "the first slot that frees up. " + simulate)
     if "bound" in matches or "share" in matches:
         return ("Your prediction is the lower bound max(longest call, total / C), which only a perfect "
                 "packing reaches. The semaphore does not pack: it takes the items in input order, each in "
