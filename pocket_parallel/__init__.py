@@ -18,7 +18,8 @@ own, one idea each:
   (:class:`RateLimiter`, ``busiest_window``), :mod:`~pocket_parallel.collect` (:class:`Failure`,
   ``Outcomes``, ``gather_outcomes``), :mod:`~pocket_parallel.races` (:func:`check_races`),
   :mod:`~pocket_parallel.files` (:func:`write_atomic_async`).
-- :mod:`~pocket_parallel.plots` and :mod:`~pocket_parallel.widgets` (:func:`explorer`).
+- :mod:`~pocket_parallel.plots` and :mod:`~pocket_parallel.widgets` (:func:`explorer`, built in
+  :mod:`~pocket_parallel.explorer_widget` from controls, a run cache and a picture).
 """
 
 from importlib.metadata import PackageNotFoundError, version

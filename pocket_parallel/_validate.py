@@ -66,6 +66,13 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
+def check_optional_bool(name: str, value: Any) -> bool | None:
+    """``value`` if it is True, False or None (None: decide from the other settings), else TypeError."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None; got {value!r}")
+    return value
+
+
 def check_choice(name: str, value: Any, choices: Iterable[T]) -> T:
     """``value`` if it is one of ``choices``, else ValueError listing them."""
     options = tuple(choices)
@@ -96,17 +103,20 @@ def check_iterable(name: str, value: Any, example: str) -> list[Any]:
     return list(value)
 
 
-def check_pair(name: str, value: Any, *, low: float, high: float, integer: bool = False) -> tuple[Any, Any]:
-    """A (low, high) pair inside ``[low, high]`` with its first value below its second."""
+def check_pair(
+    name: str, value: Any, *, low: float, high: float, integer: bool = False, low_open: bool = False
+) -> tuple[Any, Any]:
+    """A (low, high) pair inside ``[low, high]`` (``(low, high]`` if ``low_open``), its first value below its second."""
     kind = "integers" if integer else "numbers"
-    message = f"{name} must be a pair (low, high) of {kind} with {low:g} <= low < high <= {high:g}; got {value!r}"
+    bottom = f"low above {low:g} and low" if low_open else f"{low:g} <= low"
+    message = f"{name} must be a pair (low, high) of {kind} with {bottom} < high <= {high:g}; got {value!r}"
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(message)
     first, second = value
     for v in (first, second):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
             raise ValueError(message)
-        if not math.isfinite(v) or v < low or v > high:
+        if not math.isfinite(v) or v < low or (low_open and v == low) or v > high:
             raise ValueError(message)
     if not first < second:
         raise ValueError(message)

@@ -6,23 +6,24 @@ same in light and dark JupyterLab themes; colours come from the Okabe-Ito palett
 stays distinguishable with every common form of colour blindness. Log axes read 1, 2, 5,
 10, 20... rather than 10^0, 10^1.
 
-:class:`Overview` is the explorer's picture: makespan against C beside the two timelines,
-kept between redraws so that a change costs one render, not a new figure.
+:func:`overview` draws the explorer's picture once: makespan against C beside the two
+timelines (:mod:`~pocket_parallel.explorer_picture` keeps it between the explorer's redraws).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import heapq
 import io
 import math
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from typing import Any
 
 import matplotlib
 import numpy as np
-import PIL.Image
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, Locator, NullLocator
@@ -231,10 +232,27 @@ def bound_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
     """The lower bound of ``result``'s workload at each concurrency limit in ``limits``.
 
     :func:`~pocket_parallel.experiment.makespan_lower_bound` of the workload's per-item work
-    at every C: no schedule with that many calls in flight could finish sooner.
+    at every C: no schedule with that many calls in flight could finish sooner. The work is
+    sorted once for all limits, so a whole curve costs about what one sort does.
     """
     work = list(_check_comparison(result).item_work)
-    return [makespan_lower_bound(work, c) for c in _check_limits(limits)]
+    limits = _check_limits(limits)
+    if not work:
+        return [makespan_lower_bound(work, c) for c in limits]
+    durations = sorted(work, reverse=True)
+    prefix = [0.0, *accumulate(durations)]  # prefix[m]: the m longest calls together
+    total = math.fsum(durations)
+    bounds = []
+    for limit in limits:
+        if limit >= len(durations):
+            bounds.append(durations[0])
+            continue
+        bound = max(durations[0], total / limit)
+        for k in range(1, (len(durations) - 1) // limit + 1):
+            m = k * limit + 1
+            bound = max(bound, prefix[m] - prefix[m - k - 1])
+        bounds.append(bound)
+    return bounds
 
 
 def schedule_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
@@ -244,7 +262,20 @@ def schedule_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
     takes, items in input order, with no overhead. A virtual run lands on it exactly.
     """
     work = list(_check_comparison(result).item_work)
-    return [semaphore_makespan(work, c) for c in _check_limits(limits)]
+    limits = _check_limits(limits)
+    if not work:
+        return [semaphore_makespan(work, c) for c in limits]
+    longest = max(work)
+    spans = []
+    for limit in limits:
+        if limit >= len(work):
+            spans.append(longest)
+            continue
+        slots = [0.0] * limit
+        for duration in work:
+            heapq.heapreplace(slots, slots[0] + duration)
+        spans.append(max(slots))
+    return spans
 
 
 def _over(numerator: float) -> Any:
@@ -320,8 +351,13 @@ def _draw_curve(ax: Axes, speed: Any, results: list[Comparison], current: int | 
     if first.sequential_time > 0:
         speed.set_functions((_over(first.sequential_time), _over(first.sequential_time)))
     ax.legend(fontsize="small", loc="lower left")
-    now = "" if mark is None else f", now {_format.limit(current)}"
-    return f"Makespan against C: N = {n} calls, {_latency_text(first)}{now}"
+    return curve_title(first, current, marked=mark is not None)
+
+
+def curve_title(result: Comparison, current: int | None, marked: bool = True) -> str:
+    """The title of a makespan-against-C plot of ``result``'s workload, naming the setting marked."""
+    now = f", now {_format.limit(current)}" if marked else ""
+    return f"Makespan against C: N = {result.items} calls, {_latency_text(result)}{now}"
 
 
 def makespan_vs_concurrency(
@@ -395,40 +431,81 @@ def _setup_timeline_axes(ax: Axes) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
+KINDS = ("ok", "retried", "failed", "cancelled")
+"""The kinds of call a timeline tells apart, in the order its legend lists them."""
+
+
+class Bars:
+    """Where a timeline draws its calls: one bar per call in the row of its concurrency slot.
+
+    ``corners`` has shape (calls, 4, 2): one array builds every bar's path at once.
+    ``gap`` is the width of the white edge between neighbouring bars, ``slots`` the rows.
+    """
+
+    def __init__(self, calls: Sequence[CallRecord]) -> None:
+        rows = _slots(calls)
+        self.kinds: tuple[str, ...] = tuple(_kinds(calls))
+        self.slots = max(rows) + 1
+        # Thin white gaps tell neighbouring bars apart; with dozens of bars in a row they would
+        # hide the bars themselves.
+        self.gap = 0.5 if len(calls) / self.slots <= 60 else 0.0
+        half = 0.4 if self.slots <= 60 else 0.5
+        starts = np.array([c.start for c in calls])
+        ends = np.array([c.end for c in calls])
+        tops, bottoms = np.array(rows) - half, np.array(rows) + half
+        self.corners = np.stack([np.stack([starts, tops], 1), np.stack([ends, tops], 1),
+                                 np.stack([ends, bottoms], 1), np.stack([starts, bottoms], 1)], 1)
+        self.end = float(ends.max())
+
+    def ticks(self) -> list[int]:
+        """The rows to label: every row up to 10, else the first, the middle and the last."""
+        return list(range(self.slots)) if self.slots <= 10 else sorted({0, self.slots // 2, self.slots - 1})
+
+    def colors(self, ok_color: str | None = None) -> list[str]:
+        """Each bar's colour, by its kind of call (``ok_color`` for calls that succeeded, if given)."""
+        return [ok_color if kind == "ok" and ok_color else _KIND_STYLE[kind][1] for kind in self.kinds]
+
+    def present(self) -> list[str]:
+        """The kinds of call among the bars, in legend order."""
+        return [kind for kind in KINDS if kind in self.kinds]
+
+
+def kind_label(kind: str) -> str:
+    """A kind of call as its legend names it: ``"failed attempt, retried"``."""
+    return _KIND_STYLE[kind][0]
+
+
+def kind_color(kind: str, ok_color: str | None = None) -> str:
+    """The colour bars of this kind get (``ok_color`` for calls that succeeded, if given)."""
+    return ok_color if kind == "ok" and ok_color else _KIND_STYLE[kind][1]
+
+
+class CallBars(PolyCollection):
+    """All bars of one timeline in one collection, each coloured by its kind; ``kinds`` names them."""
+
+    kinds: tuple[str, ...] = ()
+
+
 def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, legend: str | None = "inside") -> int:
     """One PolyCollection of bars per kind of call, labelled for the legend; returns the slot count."""
-    rows, kinds = _slots(calls), _kinds(calls)
-    slots = max(rows) + 1
-    # Thin white gaps tell neighbouring bars apart; with dozens of bars in a row they would
-    # hide the bars themselves.
-    gap = 0.5 if len(calls) / slots <= 60 else 0.0
-    half = 0.4 if slots <= 60 else 0.5
-    starts = np.array([c.start for c in calls])
-    ends = np.array([c.end for c in calls])
-    tops, bottoms = np.array(rows) - half, np.array(rows) + half
-    # Corners of every bar, shape (calls, 4, 2): one array builds all paths at once.
-    corners = np.stack([np.stack([starts, tops], 1), np.stack([ends, tops], 1),
-                        np.stack([ends, bottoms], 1), np.stack([starts, bottoms], 1)], 1)
-    kind_of = np.array(kinds)
-    for kind in ("ok", "retried", "failed", "cancelled"):
-        boxes = corners[kind_of == kind]
+    bars = Bars(calls)
+    kind_of = np.array(bars.kinds)
+    for kind in KINDS:
+        boxes = bars.corners[kind_of == kind]
         if not len(boxes):
             continue
-        label, color = _KIND_STYLE[kind]
-        if kind == "ok" and ok_color:
-            color = ok_color
-        ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="white", linewidths=gap,
-                                         label=label, gid=f"calls:{kind}"), autolim=False)
-    end = max(c.end for c in calls)
-    ax.set_xlim(0, end * 1.02 if end > 0 else 1.0)
-    ax.set_ylim(slots - 0.5, -0.5)
-    ticks = list(range(slots)) if slots <= 10 else sorted({0, slots // 2, slots - 1})
+        ax.add_collection(PolyCollection(boxes, facecolors=kind_color(kind, ok_color), edgecolors="white",
+                                         linewidths=bars.gap, label=kind_label(kind), gid=f"calls:{kind}"),
+                          autolim=False)
+    ax.set_xlim(0, bars.end * 1.02 if bars.end > 0 else 1.0)
+    ax.set_ylim(bars.slots - 0.5, -0.5)
+    ticks = bars.ticks()
     ax.set_yticks(ticks, [str(t + 1) for t in ticks])
     if legend == "inside":  # lower right: where a parallel run beside a sequential one leaves room
         ax.legend(loc="lower right", fontsize="small")
     elif legend == "outside":
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    return slots
+    return bars.slots
 
 
 def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | None = None, ok_color: str | None = None) -> Figure:
@@ -452,12 +529,15 @@ def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | N
 
 def call_bars(ax: Axes) -> dict[str, int]:
     """How many call bars of each kind (``"ok"``, ``"retried"``, ``"failed"``...) a timeline drew on ``ax``."""
-    counts: dict[str, int] = {}
+    counts: collections.Counter[str] = collections.Counter()
     for collection in ax.collections:
         gid = collection.get_gid() or ""
-        if gid.startswith("calls:"):
-            counts[gid.split(":", 1)[1]] = len(collection.get_paths())
-    return counts
+        if isinstance(collection, CallBars):
+            if collection.get_visible():
+                counts.update(collection.kinds)
+        elif gid.startswith("calls:"):
+            counts[gid.split(":", 1)[1]] += len(collection.get_paths())
+    return {kind: counts[kind] for kind in KINDS if counts[kind]}
 
 
 def _setup_race_axes(seq_ax: Axes, par_ax: Axes) -> None:
@@ -479,11 +559,19 @@ def _draw_race(seq_ax: Axes, par_ax: Axes, result: Comparison) -> tuple[str, str
     seq_ax.annotate("parallel done", (result.parallel_time, 0.5), xycoords=("data", "axes fraction"),
                     xytext=(4, 0), textcoords="offset points", va="center", fontsize="small",
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    return sequential_title(result), parallel_title(result)
+
+
+def sequential_title(result: Comparison) -> str:
+    """The title of ``result``'s sequential timeline: its workload and how long it took."""
+    return (f"Sequential: N = {result.items} calls, {_latency_text(result)}, one at a time: "
+            f"{_format.seconds(result.sequential_time)}")
+
+
+def parallel_title(result: Comparison) -> str:
+    """The title of ``result``'s parallel timeline: its limit, how long it took and the speedup."""
     limit = _format.limit(result.max_concurrency)
-    return (
-        f"Sequential: N = {result.items} calls, {_latency_text(result)}, one at a time: {_format.seconds(result.sequential_time)}",
-        f"Parallel ({limit}): {_format.seconds(result.parallel_time)}, speedup {result.speedup:.1f}x",
-    )
+    return f"Parallel ({limit}): {_format.seconds(result.parallel_time)}, speedup {result.speedup:.1f}x"
 
 
 def race_timelines(result: Comparison) -> Figure:
@@ -506,64 +594,24 @@ def race_timelines(result: Comparison) -> Figure:
 # -- the explorer's picture -----------------------------------------------------------------
 
 
-class Overview:
-    """Makespan against C (left) beside the race timelines (right), redrawn in place.
-
-    The axes, their ticks and labels are made once; :meth:`update` swaps only the data, which
-    is what keeps the explorer's redraw quick. ``figure`` is a :class:`CourseFigure`.
-    """
-
-    def __init__(self, size: tuple[float, float] = (11.0, 4.4), dpi: float = 80) -> None:
-        with course_style():
-            self.figure = _new_figure(size, layout=None)
-            self.figure.set_dpi(dpi)
-            # A canvas of its own keeps one renderer, whose text-size cache then lasts
-            # between redraws (savefig would make a new renderer each time).
-            self._canvas = FigureCanvasAgg(self.figure)
-            grid = self.figure.add_gridspec(2, 2, width_ratios=[1, 1.3], height_ratios=[1, 2.6], left=0.06,
-                                            right=0.99, bottom=0.11, top=0.93, wspace=0.28, hspace=0.4)
-            self.curve_ax = self.figure.add_subplot(grid[:, 0])
-            self.seq_ax = self.figure.add_subplot(grid[0, 1])
-            self.par_ax = self.figure.add_subplot(grid[1, 1], sharex=self.seq_ax)
-            self._speed = _setup_curve_axes(self.curve_ax)
-            _setup_race_axes(self.seq_ax, self.par_ax)
-        self.result: Comparison | None = None
-
-    def update(self, result: Comparison, curve: Sequence[Comparison] = ()) -> "Overview":
-        """Draw ``result`` (and measured points ``curve`` of the same workload at other C)."""
-        _check_comparison(result)
-        runs = [r for r in curve if r.max_concurrency != result.max_concurrency] + [result]
-        with course_style():
-            for ax in (self.curve_ax, self.seq_ax, self.par_ax):
-                for artist in [*ax.lines, *ax.collections, *ax.texts]:
-                    artist.remove()
-                if ax.get_legend() is not None:
-                    ax.get_legend().remove()
-            self.curve_ax.set_title(_draw_curve(self.curve_ax, self._speed, runs, result.max_concurrency), y=1.0)
-            seq_title, par_title = _draw_race(self.seq_ax, self.par_ax, result)
-            self.seq_ax.set_title(seq_title, y=1.0)
-            self.par_ax.set_title(par_title, y=1.0)
-        self.result = result
-        return self
-
-    def png(self) -> bytes:
-        """The picture as PNG bytes, quickly compressed: the explorer sends one per change."""
-        with matplotlib.rc_context({"text.hinting": "no_hinting"}):  # a fifth quicker, looks the same at 80 dpi
-            self._canvas.draw()
-        width, height = self._canvas.get_width_height()
-        image = PIL.Image.frombuffer("RGBA", (width, height), self._canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
-
-
 def overview(result: Comparison, curve: Sequence[Comparison] = ()) -> Figure:
     """Makespan against C beside the race timelines of one comparison: the explorer's picture, once.
 
     ``curve`` holds runs of the same workload at other limits (``sweep("max_concurrency", ...)``),
     drawn as measured points; ``result`` is marked as the current setting.
     """
-    return Overview().update(result, curve).figure
+    from .explorer_picture import ExplorerPicture
+
+    return ExplorerPicture().update(result, curve).figure
+
+
+def __getattr__(name: str) -> Any:
+    # Overview was the explorer's picture before it moved to its own module; still importable here.
+    if name == "Overview":
+        from .explorer_picture import ExplorerPicture
+
+        return ExplorerPicture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def plot_throughput(
