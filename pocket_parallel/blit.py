@@ -28,34 +28,38 @@ import PIL.Image
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 from ._validate import check_int
 
 
 @dataclass(frozen=True)
-class Sticker:
-    """An opaque artist drawn on top of every layer, such as a legend with a solid frame.
+class Stamp:
+    """An artist whose pixels are kept under ``key`` when first drawn and pasted after, wherever it moves.
 
-    Its pixels are kept under ``key`` the first time it is drawn and pasted back on later
-    renders instead of being drawn again: give the same key only to an artist that looks the
-    same in the same place.
+    For what looks the same wherever it goes: a tick label on a plain margin, a label in an
+    opaque box, a legend with a solid frame. Give one key only to artists that look alike.
     """
 
     artist: Artist
     key: Hashable
 
 
+Drawable = Artist | Stamp
+"""What a layer holds: artists drawn each time, and stamps pasted once drawn."""
+
+
 class LayeredCanvas:
     """Renders ``figure`` by layers of changing artists over a kept picture of everything else.
 
-    ``render(layers, start)`` draws ``layers[0]`` (layer 1) to ``layers[-1]``; ``start`` is the
-    lowest layer that changed, 0 meaning the static parts too (axis limits, ticks, labels).
-    ``stickers`` go on top of all layers. ``renders[k]`` counts the renders that started at
-    layer ``k``; ``stickers_drawn`` counts stickers drawn rather than pasted.
+    ``render(layers, start)`` draws ``layers[0]`` (layer 1) to ``layers[-1]``, each in order;
+    ``start`` is the lowest layer that changed, 0 meaning the static parts too (axis limits,
+    ticks, labels). ``renders[k]`` counts the renders that started at layer ``k``;
+    ``stamps_drawn`` counts stamps drawn rather than pasted.
     """
 
-    STICKERS_KEPT = 32
+    STAMPS_KEPT = 256
 
     def __init__(self, figure: Figure) -> None:
         self.figure = figure
@@ -63,11 +67,11 @@ class LayeredCanvas:
         self.canvas = FigureCanvasAgg(figure)
         self._agg: Any = self.canvas  # its blitting methods carry no type hints
         self._kept: list[Any] = []  # _kept[k]: the pixels once layers 1..k are drawn (0: static parts only)
-        self._stickers: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+        self._stamps: collections.OrderedDict[Hashable, tuple[Any, float, float]] = collections.OrderedDict()
         self.renders: collections.Counter[int] = collections.Counter()
-        self.stickers_drawn = 0
+        self.stamps_drawn = 0
 
-    def render(self, layers: Sequence[Sequence[Artist]], start: int, stickers: Sequence[Sticker] = ()) -> None:
+    def render(self, layers: Sequence[Sequence[Drawable]], start: int) -> None:
         """Draw the figure, redrawing from layer ``start`` (0: everything) and keeping what lies below."""
         start = check_int("start", start, low=0, high=len(layers))
         start = min(start, len(self._kept))  # nothing kept yet below start: draw from lower down
@@ -76,33 +80,35 @@ class LayeredCanvas:
         # Text without hinting renders about a fifth quicker and looks the same at screen resolutions.
         with matplotlib.rc_context({"text.hinting": "no_hinting"}):
             if start == 0:
-                self._draw_static([*(a for layer in layers for a in layer), *(s.artist for s in stickers)])
+                self._draw_static([_artist(item) for layer in layers for item in layer])
             else:
                 self._agg.restore_region(self._kept[start - 1])
             for number in range(max(start, 1), len(layers) + 1):
-                for artist in layers[number - 1]:
-                    if artist.get_visible():
-                        self.figure.draw_artist(artist)
+                for item in layers[number - 1]:
+                    if not _artist(item).get_visible():
+                        continue
+                    if isinstance(item, Stamp):
+                        self._stamp(item)
+                    else:
+                        self.figure.draw_artist(item)
                 if number < len(layers):
                     self._kept.append(self._agg.copy_from_bbox(self.figure.bbox))
-            for sticker in stickers:
-                if sticker.artist.get_visible():
-                    self._stick(sticker)
 
-    def _stick(self, sticker: Sticker) -> None:
-        region = self._stickers.get(sticker.key)
-        if region is not None:
-            self._stickers.move_to_end(sticker.key)
-            self._agg.restore_region(region)
+    def _stamp(self, stamp: Stamp) -> None:
+        renderer = self._agg.get_renderer()
+        here = stamp.artist.get_window_extent(renderer)
+        kept = self._stamps.get(stamp.key)
+        if kept is not None:
+            region, x0, y1 = kept
+            left, top, _, _ = region.get_extents()  # pixels, from the top left
+            self._agg.restore_region(region, xy=(left + round(here.x0 - x0), top - round(here.y1 - y1)))
+            self._stamps.move_to_end(stamp.key)
             return
-        self.figure.draw_artist(sticker.artist)
-        self.stickers_drawn += 1
-        # Its own pixels only: the faint outer edge of an antialiased frame is left out.
-        box = sticker.artist.get_window_extent(self._agg.get_renderer())
-        self._stickers[sticker.key] = self._agg.copy_from_bbox(Bbox.from_extents(
-            math.floor(box.x0), math.floor(box.y0), math.ceil(box.x1), math.ceil(box.y1)))
-        while len(self._stickers) > self.STICKERS_KEPT:
-            self._stickers.popitem(last=False)
+        self.figure.draw_artist(stamp.artist)
+        self.stamps_drawn += 1
+        self._stamps[stamp.key] = (self._agg.copy_from_bbox(_pixels_of(stamp.artist, renderer)), here.x0, here.y1)
+        while len(self._stamps) > self.STAMPS_KEPT:
+            self._stamps.popitem(last=False)
 
     def _draw_static(self, changing: Sequence[Artist]) -> None:
         shown = [artist.get_visible() for artist in changing]
@@ -147,6 +153,21 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _artist(item: Drawable) -> Artist:
+    return item.artist if isinstance(item, Stamp) else item
+
+
+def _pixels_of(artist: Artist, renderer: Any) -> Bbox:
+    """The whole pixels an artist covers: a text's opaque box without its blended rim, else its extent rounded out."""
+    patch = artist.get_bbox_patch() if isinstance(artist, Text) else None
+    if patch is not None:
+        artist.update_bbox_position_size(renderer)  # type: ignore[union-attr]
+        box = patch.get_window_extent(renderer)
+        return Bbox.from_extents(math.ceil(box.x0), math.ceil(box.y0), math.floor(box.x1), math.floor(box.y1))
+    box = artist.get_window_extent(renderer)
+    return Bbox.from_extents(math.floor(box.x0), math.floor(box.y0), math.ceil(box.x1), math.ceil(box.y1))
 
 
 def png_bytes(image: PIL.Image.Image, *, compress_level: int = 9) -> bytes:

@@ -6,16 +6,16 @@ only when something in it changed:
 
 - the static parts: frames, ticks, tick labels, axis labels and grids. Their axis limits are
   rounded out to nice steps, so most changes keep them and nothing here is drawn again;
-- the workload: the reference lines, the sequential line and timeline, the speedup axis
-  (it reads heights as sequential time over makespan) and the sequential title;
+- the workload: the reference lines, the sequential line and timeline, the speedup ticks on
+  the right (they read heights as sequential time over makespan) and the sequential title;
 - the setting: the measured points, the marker of the current C, the parallel timeline and
-  the other titles.
+  its row numbers, the other titles and the legends.
 
-The two legends are opaque and name no number, so their pixels are kept and pasted on top
-(:class:`~pocket_parallel.blit.Sticker`): each is drawn once for every set of entries.
-
-A change of C draws only the last layer; a new workload draws the last two. Each timeline
-is one collection of bars, coloured by kind of call. It shows what
+A change of C draws only the last layer; a new workload draws the last two. Most of a
+redraw's time would go to text, so what looks the same wherever it goes (a tick label on the
+white margin, the "parallel done" label in its opaque box, the opaque legends, which name no
+number) is a :class:`~pocket_parallel.blit.Stamp`: drawn once, then pasted. Each timeline is
+one collection of bars, coloured by kind of call. It shows what
 :func:`~pocket_parallel.plots.makespan_vs_concurrency` and
 :func:`~pocket_parallel.plots.race_timelines` show, side by side.
 """
@@ -28,16 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+import numpy as np
 import PIL.Image
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.markers import TICKLEFT
+from matplotlib.colors import to_rgba_array
+from matplotlib.markers import TICKLEFT, TICKRIGHT
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
 from . import _format
-from .blit import LayeredCanvas, Sticker, png_bytes
+from .blit import Drawable, LayeredCanvas, Stamp, png_bytes
 from .experiment import Comparison
 from .plots import (
     _INK,
@@ -47,9 +49,9 @@ from .plots import (
     CourseFigure,
     _check_comparison,
     _new_figure,
+    _PlainLogLocator,
     _setup_curve_axes,
     _setup_race_axes,
-    _over,
     bound_curve,
     course_style,
     curve_title,
@@ -134,14 +136,14 @@ class ExplorerPicture:
             self.curve_ax = figure.add_subplot(grid[:, 0])
             self.seq_ax = figure.add_subplot(grid[0, 1])
             self.par_ax = figure.add_subplot(grid[1, 1], sharex=self.seq_ax)
-            self._speed = _setup_curve_axes(self.curve_ax)
+            _setup_curve_axes(self.curve_ax, speed_axis=False)
             _setup_race_axes(self.seq_ax, self.par_ax)
             self.figure: CourseFigure = figure
             self._make_artists()
         self._canvas = LayeredCanvas(figure)
         self._frame: Frame | None = None
         self._workload_drawn: tuple[object, ...] | None = None
-        self._reference: tuple[tuple[object, ...], References] | None = None
+        self._reference: tuple[tuple[object, ...], float, References] | None = None
         self.result: Comparison | None = None
 
     def _make_artists(self) -> None:
@@ -162,18 +164,18 @@ class ExplorerPicture:
         self._done = [a.axvline(0.0, color=_INK, linestyle="--", linewidth=1) for a in (self.seq_ax, self.par_ax)]
         self._done_label = self.seq_ax.annotate(
             "parallel done", (0.0, 0.5), xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
-            va="center", fontsize="small",
-            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+            va="center", fontsize="small", bbox={"boxstyle": "square,pad=0.2", "facecolor": "white", "edgecolor": "none"})
         self.seq_ax.set_ylim(0.5, -0.5)
         for a in (self.curve_ax, self.seq_ax, self.par_ax):
             a.set_title(" ", y=1.0)
-        # The parallel timeline's rows change with C: its row numbers are artists of their own,
-        # drawn without the axis machinery around them; its axis label stays put.
+        # Ticks that move with the data are artists of their own, drawn without the axis
+        # machinery around them; the axis labels beside them stay put.
         self.par_ax.set_ylabel("")
         self.par_ax.set_yticks([])
-        self._slot_label = self.par_ax.text(-0.075, 0.5, "slot", rotation=90, va="center", ha="center",
-                                            transform=self.par_ax.transAxes, fontsize=matplotlib.rcParams["axes.labelsize"])
-        self._rows = RowNumbers(self.par_ax)
+        self._rows = SideTicks(self.par_ax, "left", most=10)
+        self._speed = SideTicks(self.curve_ax, "right", most=16)
+        _axis_label(self.par_ax, "left", "slot", widest=18)  # room for "100"
+        _axis_label(self.curve_ax, "right", "speedup over sequential (×)", widest=26)  # room for "5,000"
 
     # -- drawing ------------------------------------------------------------------------------
 
@@ -205,28 +207,40 @@ class ExplorerPicture:
         workload = (frame, result.workload, result.max_retries, result.sequential_time)
         start = 2
         with course_style():
-            if workload != self._workload_drawn:
-                start = 1
-                self._draw_workload(result, limits, schedule, bound)
-                self._workload_drawn = workload
             if frame != self._frame:
                 start = 0
                 self.curve_ax.set_xlim(*frame.curve_x)
                 self.curve_ax.set_ylim(*frame.curve_y)
                 self.seq_ax.set_xlim(*frame.time_x)
                 self._frame = frame
+            if workload != self._workload_drawn:
+                start = min(start, 1)
+                self._draw_workload(result, limits, schedule, bound)
+                self._workload_drawn = workload
             self._draw_setting(result, by_limit, mark)
-            self._canvas.render(self._layers(), start, self._stickers())
+            self._canvas.render(self._layers(), start)
         self.result = result
         return self
 
     def _references(self, result: Comparison, top: int) -> References:
-        """The in-order schedule and the lower bound at every drawn C up to ``top``, kept per workload."""
-        key = (result.workload, result.max_retries, top)
+        """The in-order schedule and the lower bound at every drawn C up to ``top``.
+
+        A call's latency is its workload's mean latency times a factor drawn from the prompt,
+        the seed and the jitter (then rounded to the microsecond), so two workloads that differ
+        only in their mean latency have the same reference lines, scaled. They are computed
+        once for such a family and scaled after: a change of the latency slider then costs
+        no schedule at all (the lines move by at most a microsecond per call, far below a pixel).
+        """
+        w = result.workload
+        key = (w.items, w.jitter, w.failure_rate, w.seed, result.max_retries, top)
         if self._reference is None or self._reference[0] != key:
             limits = drawn_limits(top)
-            self._reference = (key, (limits, schedule_curve(result, limits), bound_curve(result, limits)))
-        return self._reference[1]
+            self._reference = (key, w.latency, (limits, schedule_curve(result, limits), bound_curve(result, limits)))
+        _, latency, (limits, schedule, bound) = self._reference
+        if latency == w.latency:
+            return limits, schedule, bound
+        scale = w.latency / latency
+        return limits, [t * scale for t in schedule], [t * scale for t in bound]
 
     def _draw_workload(self, result: Comparison, limits: list[int], schedule: list[float], bound: list[float]) -> None:
         uneven = not _equal_work(result)
@@ -235,8 +249,7 @@ class ExplorerPicture:
         self._bound.set_data(limits, bound)
         self._bound.set_visible(uneven)
         self._sequential.set_ydata([result.sequential_time] * 2)
-        if result.sequential_time > 0:
-            self._speed.set_functions((_over(result.sequential_time), _over(result.sequential_time)))
+        self._speed.show(*_speed_ticks(result.sequential_time, self.curve_ax.get_ylim()))
         bars = Bars(result.sequential_trace)
         _set_bars(self._seq_bars, bars, PALETTE["sequential"])
         ticks = bars.ticks()
@@ -264,7 +277,8 @@ class ExplorerPicture:
         bars = Bars(result.trace)
         _set_bars(self._par_bars, bars, None)
         self.par_ax.set_ylim(bars.slots - 0.5, -0.5)
-        self._rows.show(bars.ticks())
+        rows = bars.ticks()
+        self._rows.show(rows, [str(row + 1) for row in rows])
         self.par_ax.title.set_text(parallel_title(result))
         for line in self._done:
             line.set_xdata([result.parallel_time] * 2)
@@ -275,17 +289,16 @@ class ExplorerPicture:
         legend = ax.get_legend()
         return [] if legend is None else [text.get_text() for text in legend.get_texts()]
 
-    def _stickers(self) -> list[Sticker]:
-        return [Sticker(legend, (name, tuple(self._legend_labels(ax))))
-                for name, ax in (("curve", self.curve_ax), ("parallel", self.par_ax))
-                if (legend := ax.get_legend()) is not None]
-
-    def _layers(self) -> list[list[Artist]]:
-        workload: list[Artist] = [self._speed, self._schedule, self._bound, self._sequential, self._seq_bars,
-                                  self.seq_ax.yaxis, self.seq_ax.title]
-        setting: list[Artist] = [
+    def _layers(self) -> list[list[Drawable]]:
+        legends = [Stamp(legend, ("legend", name, tuple(self._legend_labels(ax))))
+                   for name, ax in (("curve", self.curve_ax), ("parallel", self.par_ax))
+                   if (legend := ax.get_legend()) is not None]
+        workload: list[Drawable] = [*self._speed.drawables(), self._schedule, self._bound, self._sequential,
+                                    self._seq_bars, self.seq_ax.yaxis, self.seq_ax.title]
+        setting: list[Drawable] = [
             self._measured, self._mark, self._now, self.curve_ax.title,
-            self._par_bars, *self._rows.artists(), self.par_ax.title, *self._done, self._done_label,
+            self._par_bars, *self._rows.drawables(), self.par_ax.title, *self._done,
+            Stamp(self._done_label, ("label", "parallel done")), *legends,
         ]
         return [workload, setting]
 
@@ -316,36 +329,60 @@ class ExplorerPicture:
         return png_bytes(image.quantize(64, method=PIL.Image.Quantize.MEDIANCUT), compress_level=9)
 
 
-class RowNumbers:
-    """Numbered ticks on the left of a timeline, looking like the axis's own, at most ten of them."""
+class SideTicks:
+    """Ticks with labels on one side of an axes, looking like the axis's own, at data heights that change.
 
-    MOST = 10
+    The labels are stamps: each label text is drawn once and pasted after, wherever it goes.
+    """
 
-    def __init__(self, ax: Axes) -> None:
+    def __init__(self, ax: Axes, side: str, most: int) -> None:
         rc = matplotlib.rcParams
         size, pad = rc["ytick.major.size"], rc["ytick.major.pad"]
+        left = side == "left"
+        self.side, self.most = side, most
         along = ax.get_yaxis_transform()  # x in axes fractions, y in data
-        (self.marks,) = ax.plot([], [], linestyle="none", marker=TICKLEFT, markersize=size,
+        (self.marks,) = ax.plot([], [], linestyle="none", marker=TICKLEFT if left else TICKRIGHT, markersize=size,
                                 markeredgewidth=rc["ytick.major.width"], color=rc["ytick.color"], transform=along,
                                 clip_on=False)
-        beside = along + ScaledTranslation(-(size + pad) / 72, 0, ax.figure.dpi_scale_trans)
-        self.labels = [ax.text(0, 0, "", ha="right", va="center", transform=beside, fontsize=rc["ytick.labelsize"],
-                               color=rc["ytick.labelcolor"], visible=False) for _ in range(self.MOST)]
+        beside = along + ScaledTranslation((-1 if left else 1) * (size + pad) / 72, 0, ax.figure.dpi_scale_trans)
+        self.labels = [ax.text(0.0 if left else 1.0, 1.0, "", ha="right" if left else "left", va="center",
+                               transform=beside, fontsize=rc["ytick.labelsize"], color=rc["ytick.labelcolor"],
+                               visible=False) for _ in range(most)]
 
-    def show(self, rows: list[int]) -> None:
-        """Mark ``rows`` (counted from 0) and number them from 1."""
-        if len(rows) > self.MOST:
-            raise ValueError(f"rows must hold at most {self.MOST} rows to number; got {len(rows)}")
-        self.marks.set_data([0.0] * len(rows), rows)
-        for label, row in zip(self.labels, rows):
-            label.set_text(str(row + 1))
-            label.set_y(row)
+    def show(self, heights: Sequence[float], texts: Sequence[str]) -> None:
+        """Put a tick at each of ``heights`` (in data units) labelled with the matching text."""
+        if len(heights) != len(texts) or len(heights) > self.most:
+            raise ValueError(f"heights and texts must pair up, at most {self.most} of them; "
+                             f"got {len(heights)} and {len(texts)}")
+        x = 0.0 if self.side == "left" else 1.0
+        self.marks.set_data([x] * len(heights), list(heights))
+        for label, height, text in zip(self.labels, heights, texts):
+            label.set_text(text)
+            label.set_y(height)
         for number, label in enumerate(self.labels):
-            label.set_visible(number < len(rows))
+            label.set_visible(number < len(heights))
 
-    def artists(self) -> list[Artist]:
-        """What to draw: the tick marks and every label."""
-        return [self.marks, *self.labels]
+    def drawables(self) -> list[Drawable]:
+        """What to draw: the tick marks, then each label as a stamp."""
+        return [self.marks, *(Stamp(label, ("tick", self.side, label.get_text())) for label in self.labels)]
+
+
+def _axis_label(ax: Axes, side: str, text: str, widest: float) -> None:
+    """A y-axis label beside :class:`SideTicks` labels at most ``widest`` points wide, as the axis would place it."""
+    rc = matplotlib.rcParams
+    room = rc["ytick.major.size"] + rc["ytick.major.pad"] + widest + rc["axes.labelpad"]
+    shift = ScaledTranslation((-room if side == "left" else room) / 72, 0, ax.figure.dpi_scale_trans)
+    ax.text(0.0 if side == "left" else 1.0, 0.5, text, rotation=90, ha="right" if side == "left" else "left",
+            va="center", transform=ax.transAxes + shift, fontsize=rc["axes.labelsize"], color=rc["axes.labelcolor"])
+
+
+def _speed_ticks(sequential_time: float, heights: tuple[float, float]) -> tuple[list[float], list[str]]:
+    """Where the speedups 1, 2, 5, 10... sit between ``heights`` when height h reads sequential_time / h."""
+    low, high = sorted(heights)
+    if sequential_time <= 0 or low <= 0:
+        return [], []
+    speeds = _PlainLogLocator().tick_values(sequential_time / high, sequential_time / low)
+    return [sequential_time / s for s in speeds], [_format.plain(s) for s in speeds]
 
 
 def _equal_work(result: Comparison) -> bool:
@@ -356,9 +393,16 @@ def _equal_work(result: Comparison) -> bool:
 def _set_bars(collection: CallBars, bars: Bars, ok_color: str | None) -> None:
     corners: Any = bars.corners  # an (n, 4, 2) array: set_verts builds every path at once
     collection.set_verts(corners)
-    collection.set_facecolor(bars.colors(ok_color))
+    collection.set_facecolor(_rgba(tuple(bars.colors(ok_color))))
     collection.set_linewidth(bars.gap)
     collection.kinds = bars.kinds
+
+
+def _rgba(colors: tuple[str, ...]) -> Any:
+    """Colour names as an (n, 4) RGBA array, converting each distinct name once."""
+    distinct = sorted(set(colors))
+    table = dict(zip(distinct, to_rgba_array(distinct))) if distinct else {}
+    return np.array([table[c] for c in colors]).reshape(len(colors), 4)
 
 
 def _caption_image(text: str, width: int, dpi: float) -> PIL.Image.Image:

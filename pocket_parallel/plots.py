@@ -287,8 +287,8 @@ def _over(numerator: float) -> Any:
     return divide
 
 
-def _setup_curve_axes(ax: Axes) -> Any:
-    """Log axes, labels and the right-hand speedup axis of a makespan-against-C plot."""
+def _setup_curve_axes(ax: Axes, speed_axis: bool = True) -> Any:
+    """Log axes, labels and (unless ``speed_axis`` is False) the right-hand speedup axis of a makespan-against-C plot."""
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain_log_ticks(ax.xaxis)
@@ -296,6 +296,8 @@ def _setup_curve_axes(ax: Axes) -> Any:
     ax.set_xlabel("concurrency limit C (calls in flight)")
     ax.set_ylabel("makespan (s)")
     ax.grid(alpha=0.3)
+    if not speed_axis:
+        return None
     speed = ax.secondary_yaxis("right", functions=(_over(1.0), _over(1.0)))
     plain_log_ticks(speed.yaxis)
     speed.set_ylabel("speedup over sequential (×)")

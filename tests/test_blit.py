@@ -10,7 +10,7 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 
-from pocket_parallel.blit import LayeredCanvas, Sticker, png_bytes, rgb_png
+from pocket_parallel.blit import LayeredCanvas, Stamp, png_bytes, rgb_png
 
 
 def _figure():
@@ -88,17 +88,40 @@ def test_static_parts_are_drawn_without_the_changing_artists_which_keep_their_vi
     assert np.all(canvas.pixels() == [0, 0, 255], axis=2).any()
 
 
-def test_a_sticker_is_drawn_once_per_key_and_pasted_after():
+def test_a_stamp_is_drawn_once_per_key_and_pasted_after():
     figure, ax, slow, fast = _figure()
     legend = ax.legend([slow], ["slow"], loc="lower left", framealpha=1.0)
     canvas = LayeredCanvas(figure)
     drawn = Counting(legend)
     for x in (2, 3, 4):
         fast.set_xdata([x, x])
-        canvas.render([[slow], [fast]], 2, [Sticker(legend, "slow")])
-    assert drawn.count == 1 and canvas.stickers_drawn == 1
-    canvas.render([[slow], [fast]], 2, [Sticker(legend, "another key")])
+        canvas.render([[slow], [fast, Stamp(legend, "slow")]], 2)
+    assert drawn.count == 1 and canvas.stamps_drawn == 1
+    canvas.render([[slow], [fast, Stamp(legend, "another key")]], 2)
     assert drawn.count == 2
+
+
+def test_a_pasted_stamp_lands_where_its_artist_moved():
+    figure = Figure(figsize=(3, 2), dpi=100)
+    label = figure.text(0.2, 0.3, "moves", fontsize=12)
+    canvas = LayeredCanvas(figure)
+    canvas.render([[Stamp(label, "moves")]], 0)
+    label.set_position((0.5, 0.6))
+    canvas.render([[Stamp(label, "moves")]], 1)
+    pasted = canvas.pixels().copy()
+    assert canvas.stamps_drawn == 1
+    fresh = LayeredCanvas(figure)
+    fresh.render([[Stamp(label, "moves")]], 0)  # drawn right there
+    assert np.array_equal(_dark(pasted), _dark(fresh.pixels())) or _near(_dark(pasted), _dark(fresh.pixels()))
+
+
+def _dark(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(pixels[:, :, 0] < 128)
+    return xs.min(), xs.max(), ys.min(), ys.max()
+
+
+def _near(a, b) -> bool:
+    return all(abs(p - q) <= 1 for p, q in zip(a, b))  # within a pixel: a stamp lands on whole pixels
 
 
 def test_rgb_png_round_trips_and_compresses():
