@@ -48,6 +48,8 @@ class Plan:
 
     A configuration runs if its ideal makespan is at most ``max_ideal`` seconds or it is
     listed in ``long`` (where contenders marked ``reference`` sit out, to save time).
+    The explorer is timed in a Jupyter kernel at each N of ``explorer_items``, ``explorer_moves``
+    moves per slider (none when empty).
     Configurations with a run expected to take over :data:`LONG_RUN` seconds are repeated
     ``long_repetitions`` times, the rest ``repetitions`` times. Memory runs use a latency
     shortened so that their ideal makespan is at most ``memory_max_ideal`` seconds.
@@ -69,9 +71,11 @@ class Plan:
     virtual_limit: int = 100
     virtual_repetitions: int = 3
     virtual_contenders: tuple[str, ...] = ("node", "node_llm")
+    explorer_items: tuple[int, ...] = ()
+    explorer_moves: int = 15
 
 
-FULL = Plan(name="full", long=frozenset({(100, 10_000)}))
+FULL = Plan(name="full", long=frozenset({(100, 10_000)}), explorer_items=(50, 200, 500))
 QUICK = Plan(
     name="quick",
     items=(100, 1_000),
@@ -83,6 +87,8 @@ QUICK = Plan(
     memory_max_ideal=0.1,
     virtual_items=(1_000, 10_000),
     virtual_repetitions=2,
+    explorer_items=(50, 500),
+    explorer_moves=3,
 )
 PLANS = {"full": FULL, "quick": QUICK}
 

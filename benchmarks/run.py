@@ -15,12 +15,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import contenders as registry
-from . import report
+from . import explorer, report
+from .explorer import ExplorerCell
 from .machine import Machine, describe, finished
 from .measure import memory_once, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
@@ -115,13 +116,15 @@ class Results:
     virtual: list[VirtualCell]
     skipped: list[Skipped]
     duration: float
+    explorer: list[ExplorerCell] = field(default_factory=list)
 
 
 def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
     """Measure every configuration of ``plan`` and the virtual-clock section, reporting progress on ``stream``."""
     configs, skipped = configurations(plan)
     machine = describe()
-    progress = Progress(estimated_seconds(plan, configs), stream)
+    explorer_estimate = explorer.seconds_estimate(plan.explorer_items, plan.explorer_moves)
+    progress = Progress(estimated_seconds(plan, configs) + explorer_estimate, stream)
     progress.say(f"{plan.name} benchmark on {machine.summary()}; {machine.load_text()}")
     progress.say(f"{len(configs)} configurations, roughly {progress.total_estimate / 60:.1f} min; "
                  f"{len(skipped)} skipped (listed in the results)")
@@ -136,10 +139,16 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
     for n in plan.virtual_items:
         progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
         virtual += run_virtual(plan, n)
+    explorer_cells: list[ExplorerCell] = []
+    if plan.explorer_items:
+        progress.say(f"explorer in a Jupyter kernel: N = {', '.join(map(str, plan.explorer_items))}, "
+                     f"{plan.explorer_moves} moves per slider ...")
+        explorer_cells = explorer.measure(plan.explorer_items, plan.explorer_moves, stream)
+        progress.advance(explorer_estimate)
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
-    return Results(plan, machine, cells, virtual, skipped, duration)
+    return Results(plan, machine, cells, virtual, skipped, duration, explorer_cells)
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -153,6 +162,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "virtual": [dataclasses.asdict(c) for c in results.virtual],
         "skipped": [dataclasses.asdict(s) for s in results.skipped],
         "duration": results.duration,
+        "explorer": [dataclasses.asdict(c) for c in results.explorer],
     }
 
 
@@ -175,6 +185,7 @@ def from_json(data: dict[str, Any]) -> Results:
         virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
         skipped=[Skipped(**s) for s in data["skipped"]],
         duration=data["duration"],
+        explorer=[ExplorerCell(**_tuples(c)) for c in data.get("explorer", [])],  # absent before it was measured
     )
 
 
@@ -183,8 +194,8 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
     r = results
-    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command) + "\n",
-                         encoding="utf-8")
+    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command,
+                                         r.explorer) + "\n", encoding="utf-8")
     report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
     raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     return [text_path, picture_path, raw_path]
@@ -212,12 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
-    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command))
+    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command, r.explorer))
     if out is not None:
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     if not args.quick:
-        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command)
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, r.explorer)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)

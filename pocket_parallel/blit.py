@@ -162,8 +162,8 @@ def _artist(item: Drawable) -> Artist:
 def _pixels_of(artist: Artist, renderer: Any) -> Bbox:
     """The whole pixels an artist covers: a text's opaque box without its blended rim, else its extent rounded out."""
     patch = artist.get_bbox_patch() if isinstance(artist, Text) else None
-    if patch is not None:
-        artist.update_bbox_position_size(renderer)  # type: ignore[union-attr]
+    if isinstance(artist, Text) and patch is not None:
+        artist.update_bbox_position_size(renderer)
         box = patch.get_window_extent(renderer)
         return Bbox.from_extents(math.ceil(box.x0), math.ceil(box.y0), math.floor(box.x1), math.floor(box.y1))
     box = artist.get_window_extent(renderer)

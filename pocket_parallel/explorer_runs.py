@@ -23,7 +23,7 @@ from .workload import Workload
 CURVE_LIMITS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)
 
 #: Workloads kept (their sequential run and every parallel run); the least recently used goes first.
-WORKLOADS_KEPT = 8
+WORKLOADS_KEPT = 4
 
 
 @dataclass(frozen=True)
