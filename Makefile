@@ -10,7 +10,7 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick exercises clean
+.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick exercises notebooks clean
 
 env: $(STAMP)
 
@@ -57,6 +57,11 @@ bench-quick: env
 # each solution becomes a stub with its hint; both kinds are re-executed and written byte-stable.
 exercises: env
 	$(BIN)/python tools/make_exercises.py
+
+# Chapter notebooks (notebooks/NN_*.ipynb) re-executed on a fresh kernel, outputs stored for nbval.
+# NOTEBOOKS="01 06" limits it to some; tools/run_notebooks.py --check shows what would change.
+notebooks: env
+	MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
