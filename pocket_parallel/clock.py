@@ -64,7 +64,8 @@ def run(coro: Coroutine[Any, Any, T], clock: Clock = "real") -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return _run_on_new_loop(coro, clock)
-    return _LoopThread(coro, clock).result()
+    result: T = _LoopThread(coro, clock).result()
+    return result
 
 
 def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_LoopThread | None" = None) -> T:

@@ -209,7 +209,7 @@ class AskEach(_PromptsToAnswers, BoundedParallelBatchNode):
         self.llm = llm
 
 
-class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):  # type: ignore[misc]
+class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
     def __init__(self, llm: Any, max_retries: int) -> None:
         super().__init__(max_retries=max_retries)
         self.llm = llm

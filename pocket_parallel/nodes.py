@@ -40,8 +40,8 @@ def _setting(obj: Any, name: str, given: Any) -> Any:
     return getattr(type(obj), name, None) if given is _FROM_CLASS else given
 
 
-def _check_backoff_and_wait(backoff: Any, wait: float) -> Backoff | None:
-    backoff = check_backoff(backoff)
+def _check_backoff_and_wait(value: Any, wait: float) -> Backoff | None:
+    backoff: Backoff | None = check_backoff(value)
     if backoff is not None and wait > 0:
         raise ValueError(
             f"give wait (a constant pause) or backoff (growing, jittered pauses), not both; "
