@@ -90,7 +90,7 @@ def test_retry_after_is_the_time_until_the_first_slot_frees(virtual):
 
 
 def test_requests_per_minute_refuses_with_the_time_until_the_oldest_leaves_the_window(virtual):
-    llm = SimulatedLLM(latency=0.1, requests_per_minute=3)
+    llm = SimulatedLLM(latency=0.1, requests_per_minute=3, algorithm="sliding_window")
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -129,7 +129,7 @@ def test_a_requests_per_minute_limit_is_never_exceeded_in_any_60_s_window(virtua
 
 def test_tokens_per_minute_refuses_and_frees_as_calls_leave_the_window(virtual):
     prompt = "Translate to Spanish: Hello"  # 11 tokens
-    llm = SimulatedLLM(latency=1.0, tokens_per_minute=25)
+    llm = SimulatedLLM(latency=1.0, tokens_per_minute=25, algorithm="sliding_window")
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -184,7 +184,7 @@ def test_blocking_call_obeys_the_limits_too():
 def test_repr_shows_the_limits_only_when_set():
     assert repr(SimulatedLLM()) == "SimulatedLLM(latency=1, jitter=0, seed=0, failure_rate=0)"
     assert repr(SimulatedLLM(max_concurrent=5, tokens_per_minute=1000)).endswith(
-        "failure_rate=0, max_concurrent=5, tokens_per_minute=1000 (sliding_window))"
+        "failure_rate=0, max_concurrent=5, tokens_per_minute=1000 (token_bucket))"
     )
 
 
