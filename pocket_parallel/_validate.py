@@ -131,6 +131,21 @@ def check_max_per_minute(value: Any, name: str = "max_per_minute") -> Any:
         ) from None
 
 
+def check_max_tokens_per_minute(value: Any, name: str = "max_tokens_per_minute") -> Any:
+    """A token-rate setting: an integer >= 1 (tokens per minute), a TokenBudget, or None."""
+    from .tokens import TokenBudget
+
+    if value is None or isinstance(value, TokenBudget):
+        return value
+    try:
+        return check_int(name, value, low=1, high=1_000_000_000_000)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be an integer >= 1 (tokens per minute), a TokenBudget, or None for no limit; "
+            f"got {value!r}"
+        ) from None
+
+
 def check_backoff(value: Any) -> Any:
     """A :class:`~pocket_parallel.Backoff`, or None."""
     from .retry import Backoff

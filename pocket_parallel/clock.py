@@ -80,7 +80,8 @@ def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_Loop
         except looptime.IdleTimeoutError as error:
             raise VirtualDeadlockError(
                 "virtual clock: every task is waiting and no timer is set, so nothing can ever "
-                "happen (a deadlock, or a wait on something outside the loop)"
+                "happen (a stalled call with no timeout, a deadlock, or a wait on something "
+                "outside the loop)"
             ) from error
         except KeyboardInterrupt:
             main.cancel()

@@ -18,10 +18,10 @@ import math
 import time
 from typing import Any
 
+from ._format import clip
 from ._validate import check_int, check_prompt
 from .quota import Algorithm, Quota, Refusal
 from .trace import CallLog, CallRecord, LLMStats, Outcome
-from ._format import clip
 from .workload import AttemptNumbers, ServiceModel
 
 
