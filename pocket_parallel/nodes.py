@@ -21,6 +21,7 @@ import asyncio
 import math
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from pocketflow import (
@@ -53,6 +54,19 @@ _FROM_CLASS: Any = object()  # "not given": use the value in the class body
 def _setting(obj: Any, name: str, given: Any) -> Any:
     """The argument if given, else the class attribute."""
     return getattr(type(obj), name, None) if given is _FROM_CLASS else given
+
+
+def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
+    """An async context manager each attempt enters (an ``asyncio.Semaphore``, say), or None."""
+    if value is None:
+        return None
+    if not (hasattr(value, "__aenter__") and hasattr(value, "__aexit__")):
+        raise TypeError(
+            f"gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
+            f"with other nodes, or None; got {value!r}"
+        )
+    gate: AbstractAsyncContextManager[Any] = value
+    return gate
 
 
 def _check_tokens_for(value: Any, budget: Any) -> Callable[[Any], int] | None:
@@ -152,16 +166,19 @@ else:  # pragma: no cover - Python 3.10
 
 
 class _Pacing:
-    """Request and token budgets that every attempt waits for, in that order."""
+    """What every attempt waits for, in order: the shared gate, the request budget, the token budget."""
 
-    __slots__ = ("rate", "budget", "tokens_for")
+    __slots__ = ("rate", "budget", "tokens_for", "gate")
 
-    def __init__(self, rate: RateLimiter | None, budget: TokenBudget | None, tokens_for: Callable[[Any], int] | None):
-        self.rate, self.budget, self.tokens_for = rate, budget, tokens_for
+    def __init__(
+        self, rate: RateLimiter | None, budget: TokenBudget | None, tokens_for: Callable[[Any], int] | None,
+        gate: AbstractAsyncContextManager[Any] | None,
+    ) -> None:
+        self.rate, self.budget, self.tokens_for, self.gate = rate, budget, tokens_for, gate
 
     @property
     def active(self) -> bool:
-        return self.rate is not None or self.budget is not None
+        return self.rate is not None or self.budget is not None or self.gate is not None
 
     async def wait_turn(self, item: Any) -> None:
         if self.rate is not None:
@@ -217,14 +234,21 @@ class _Attempts:
                 async with self._slot.lent():  # asleep, the item is no call in flight: another may start
                     await asyncio.sleep(delay)
         self.attempts += 1
-        await self._pacing.wait_turn(prep_res)
+        gate = self._pacing.gate
         try:
-            if self._timeout is None:
-                return await self._node.exec_async(prep_res)
-            return await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
+            if gate is None:
+                return await self._attempt(prep_res)
+            async with gate:
+                return await self._attempt(prep_res)
         except Exception as error:
             self.last_error = error
             raise
+
+    async def _attempt(self, prep_res: Any) -> Any:
+        await self._pacing.wait_turn(prep_res)
+        if self._timeout is None:
+            return await self._node.exec_async(prep_res)
+        return await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
 
 
 class BoundedParallelBatchNode(AsyncParallelBatchNode):
@@ -258,6 +282,9 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       refills continuously, as the provider's does. An integer >= 1, a
       :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
       :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
+    - ``gate``: an async context manager each attempt enters and holds for its call, such as
+      an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
+      a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
     - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
       ``wait`` (give one or the other) with exponential backoff and full jitter that
       honours a server's ``retry_after``.
@@ -289,6 +316,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     max_per_minute: int | RateLimiter | None = None
     max_tokens_per_minute: int | TokenBudget | None = None
     tokens_for: Callable[[Any], int] | None = None
+    gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
     timeout: float | None = None
@@ -304,6 +332,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         max_per_minute: Any = _FROM_CLASS,
         max_tokens_per_minute: Any = _FROM_CLASS,
         tokens_for: Any = _FROM_CLASS,
+        gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
         timeout: Any = _FROM_CLASS,
@@ -319,6 +348,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         self.max_tokens_per_minute = check_max_tokens_per_minute(
             _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
         self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
+        self.gate = _check_gate(_setting(self, "gate", gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(
             "backoff_releases_slot", _setting(self, "backoff_releases_slot", backoff_releases_slot))
@@ -337,7 +367,8 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         limit = check_limit("max_concurrency", self.max_concurrency)
         state = _run_state(self)
         budget = state.token_budget(self.max_tokens_per_minute)
-        pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget))
+        pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
+                         _check_gate(self.gate))
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
         timeout = check_optional_seconds("timeout", self.timeout)

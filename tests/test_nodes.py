@@ -795,3 +795,20 @@ def test_pocketflow_reference_parallel_batch_flow(limit):
         clock="virtual")
     assert sorted(shared["results"]) == ["A", "B"]
     assert sorted(shared["results"]["A"]) == [2, 4] and sorted(shared["results"]["B"]) == [6, 8]
+
+
+def test_a_gate_shared_by_two_nodes_caps_their_calls_together():
+    llm = SimulatedLLM(latency=1.0)
+
+    async def go():
+        gate = asyncio.Semaphore(3)
+        first = AskNode(llm, max_concurrency=5, gate=gate)
+        second = AskNode(llm, max_concurrency=5, gate=gate)
+        await asyncio.gather(first.run_async({"prompts": prompts(6)}),
+                             second.run_async({"prompts": [f"Translate to French: {i}" for i in range(6)]}))
+        return asyncio.get_running_loop().time()
+
+    assert run(go(), clock="virtual") == 4.0  # 12 calls, 3 at a time
+    assert llm.stats.peak_in_flight == 3
+    with pytest.raises(TypeError, match="gate"):
+        AskNode(llm, gate=3)
