@@ -10,7 +10,7 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick exercises clean
+.PHONY: env lab test test-unit test-notebooks test-browser test-nbgrader demo bench bench-quick exercises clean
 
 env: $(STAMP)
 
@@ -32,7 +32,11 @@ test: env
 	exit $$status
 
 test-unit: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser"
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
+
+# The nbgrader round trip on every exercise (about a minute): generate, autograde, export, feedback.
+test-nbgrader: env
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m nbgrader tests/test_nbgrader_roundtrip.py
 
 # JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png.
 test-browser: env
