@@ -40,6 +40,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from processes import kill, processes_using
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -135,33 +136,6 @@ def submission(released: nbformat.NotebookNode, instructor: nbformat.NotebookNod
     return notebook
 
 
-def _processes_using(folder: Path) -> list[str]:
-    """Processes whose working folder or command line lies in ``folder`` (Linux /proc; else none)."""
-    found = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if str(folder) in command or cwd == str(folder) or cwd.startswith(f"{folder}{os.sep}"):
-            found.append(f"pid {entry.name} in {cwd}: {command[:200]}")
-    return found
-
-
-def _kill_processes_using(folder: Path) -> None:
-    for line in _processes_using(folder):
-        try:
-            os.kill(int(line.split()[1]), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def _run(command: list[str], course: Course, env: dict[str, str]) -> None:
     """Run one command in the course folder, its output appended to the log; fail with its tail."""
     with open(course.log, "ab") as log:
@@ -238,10 +212,10 @@ def course() -> Iterator[Course]:
         _run(EXPORT, trip, env)
         _read_grades(trip)
         _run(FEEDBACK, trip, env)
-        trip.leftovers = _processes_using(scratch)
+        trip.leftovers = list(processes_using(scratch).values())
         yield trip
     finally:
-        _kill_processes_using(scratch)
+        kill(processes_using(scratch))
         shutil.rmtree(scratch, ignore_errors=True)
 
 
