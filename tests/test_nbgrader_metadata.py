@@ -149,3 +149,13 @@ def test_student_notebooks_tag_test_cells_as_raising():
     student = make.student_notebook(notebook, "ex07_demo.ipynb")
     assert [cell.metadata.get("tags", []) for cell in student.cells] == [
         ["raises-exception"], ["check", "raises-exception"], ["check"]]
+
+
+def test_make_exercises_refuses_an_ungradable_notebook_with_a_message(tmp_path: Path, monkeypatch, capsys):
+    broken = _notebook(_code(SOLUTION, "a"), _code("check_f(f)", "b", "check"))
+    nbformat.write(broken, tmp_path / "ex07_demo.ipynb")
+    before = (tmp_path / "ex07_demo.ipynb").read_bytes()
+    monkeypatch.setattr(make, "INSTRUCTOR_DIR", tmp_path)
+    assert make.main(["--out", str(tmp_path / "students")]) == 1
+    assert "make exercises: ex07_demo.ipynb, cell 2 calls check_f" in capsys.readouterr().err
+    assert (tmp_path / "ex07_demo.ipynb").read_bytes() == before, "a refused notebook is left as it was"

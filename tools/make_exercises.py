@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbgrader_cells import BEGIN, add_grading_metadata, is_test_cell
+from nbgrader_cells import BEGIN, GradingError, add_grading_metadata, is_test_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR_DIR = ROOT / "instructor" / "exercises"
@@ -230,9 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     STUDENT_DIR.mkdir(parents=True, exist_ok=True)
     for source in instructor_notebooks(args.names):
         start = time.perf_counter()
-        if not args.students_only:
-            refresh_instructor(source)
-        target = build_student(source, args.out)
+        try:
+            if not args.students_only:
+                refresh_instructor(source)
+            target = build_student(source, args.out)
+        except (MarkerError, GradingError) as error:  # the notebook needs fixing: say where, no traceback
+            print(f"make exercises: {error}", file=sys.stderr)
+            return 1
         print(f"{source.relative_to(ROOT)} -> {_shown(target)}  ({time.perf_counter() - start:.1f} s)")
     return 0
 
