@@ -40,7 +40,7 @@ _ERROR_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4
 _NOTE_STYLE = "opacity:0.75;font-size:90%"
 
 
-class Explorer(widgets.VBox):  # type: ignore[misc]
+class Explorer(widgets.VBox):
     """Sliders for item count, semaphore size, latency and jitter over a live race picture.
 
     Use :func:`explorer` to make one. The controls are attributes, so code can set them:

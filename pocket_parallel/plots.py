@@ -19,7 +19,7 @@ import io
 import math
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
@@ -47,7 +47,7 @@ _INK = "#222222"  # text and the current-setting marker: near-black on the white
 
 # Explicit light colours: a dark JupyterLab theme (or a dark matplotlib style) must not turn
 # the background black while the text stays black.
-_STYLE: dict[str, Any] = {
+_STYLE: dict[Any, Any] = {
     "figure.facecolor": "white",
     "figure.edgecolor": "white",
     "savefig.facecolor": "white",
@@ -85,7 +85,7 @@ class CourseFigure(Figure):
         return buffer.getvalue()
 
 
-def _new_figure(size: tuple[float, float], layout: str | None = "constrained") -> CourseFigure:
+def _new_figure(size: tuple[float, float], layout: Literal["constrained"] | None = "constrained") -> CourseFigure:
     with course_style():
         return CourseFigure(figsize=size, layout=layout, facecolor="white")
 
@@ -116,6 +116,8 @@ class _PlainLogLocator(Locator):
     """
 
     def __call__(self) -> list[float]:
+        if self.axis is None:  # not attached to an axis yet: no view to place ticks in
+            return []
         low, high = self.axis.get_view_interval()
         return self.tick_values(low, high)
 
@@ -158,10 +160,12 @@ def _check_results(results: Any, swept: str) -> list[Comparison]:
         raise TypeError(f"results must be a list of Comparison objects; got {type(results).__name__}") from None
     if not results:
         raise ValueError(f"results must hold at least one Comparison (from sweep({swept!r}, ...))")
+    checked: list[Comparison] = []
     for r in results:
         if not isinstance(r, Comparison):
             raise TypeError(f"results must hold only Comparison objects; got a {type(r).__name__}")
-    return results
+        checked.append(r)
+    return checked
 
 
 def _check_comparison(result: Any) -> Comparison:
