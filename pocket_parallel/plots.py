@@ -389,19 +389,25 @@ def makespan_vs_concurrency(
 
 
 def _slots(trace: Sequence[CallRecord]) -> list[int]:
-    """Give each call the lowest row free at its start, so rows read as concurrency slots."""
+    """Give each call the lowest row free at its start, so rows read as concurrency slots.
+
+    Calls are taken by start time; rows whose call has ended go back to a heap of free rows,
+    so each call costs a logarithm of the rows in use rather than a scan of them all.
+    """
     order = sorted(range(len(trace)), key=lambda i: (trace[i].start, trace[i].end))
-    row_free_at: list[float] = []
+    busy: list[tuple[float, int]] = []  # (free at, row) of rows in use
+    free: list[int] = []  # rows free again
+    opened = 0
     rows = [0] * len(trace)
     for i in order:
         call = trace[i]
-        for row, free_at in enumerate(row_free_at):
-            if free_at <= call.start + 1e-9:
-                break
+        while busy and busy[0][0] <= call.start + 1e-9:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            row = heapq.heappop(free)
         else:
-            row = len(row_free_at)
-            row_free_at.append(0.0)
-        row_free_at[row] = call.end
+            row, opened = opened, opened + 1
+        heapq.heappush(busy, (call.end, row))
         rows[i] = row
     return rows
 

@@ -275,3 +275,32 @@ def test_a_hand_made_trace_draws():
     ax = timeline(trace).axes[0]
     assert call_bars(ax) == {"ok": 1, "retried": 1, "cancelled": 1}
     assert legend_texts(ax) == ["call", "failed attempt, retried", "cancelled"]
+
+
+def _slots_by_scanning(trace):
+    """The plain definition: each call, by start time, takes the first row free at its start."""
+    order = sorted(range(len(trace)), key=lambda i: (trace[i].start, trace[i].end))
+    free_at, rows = [], [0] * len(trace)
+    for i in order:
+        row = next((r for r, t in enumerate(free_at) if t <= trace[i].start + 1e-9), len(free_at))
+        if row == len(free_at):
+            free_at.append(0.0)
+        free_at[row] = trace[i].end
+        rows[i] = row
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_are_the_lowest_free_at_each_start(seed):
+    import random
+
+    from pocket_parallel.plots import _slots
+
+    pick = random.Random(seed)
+    trace = []
+    for k in range(pick.randint(1, 300)):
+        start = round(pick.uniform(0, 50), pick.choice([0, 1, 3]))  # ties and touching ends happen
+        trace.append(CallRecord(f"p{k}", 1, start, start + round(pick.uniform(0, 5), pick.choice([0, 1, 3])), "ok"))
+    assert _slots(trace) == _slots_by_scanning(trace)
+    result = compare(60, 7, latency=0.3, jitter=0.5, seed=seed)
+    assert _slots(result.trace) == _slots_by_scanning(result.trace) and max(_slots(result.trace)) == 6
