@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
-import numpy as np
 import PIL.Image
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgba_array
 from matplotlib.markers import TICKLEFT, TICKRIGHT
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
@@ -251,7 +249,7 @@ class ExplorerPicture:
         self._sequential.set_ydata([result.sequential_time] * 2)
         self._speed.show(*_speed_ticks(result.sequential_time, self.curve_ax.get_ylim()))
         bars = Bars(result.sequential_trace)
-        _set_bars(self._seq_bars, bars, PALETTE["sequential"])
+        self._seq_bars.show(bars, PALETTE["sequential"])
         ticks = bars.ticks()
         self.seq_ax.set_ylim(bars.slots - 0.5, -0.5)
         self.seq_ax.set_yticks(ticks, [str(t + 1) for t in ticks])
@@ -275,7 +273,7 @@ class ExplorerPicture:
         self.curve_ax.title.set_text(curve_title(result, result.max_concurrency))
 
         bars = Bars(result.trace)
-        _set_bars(self._par_bars, bars, None)
+        self._par_bars.show(bars)
         self.par_ax.set_ylim(bars.slots - 0.5, -0.5)
         rows = bars.ticks()
         self._rows.show(rows, [str(row + 1) for row in rows])
@@ -388,21 +386,6 @@ def _speed_ticks(sequential_time: float, heights: tuple[float, float]) -> tuple[
 def _equal_work(result: Comparison) -> bool:
     work = result.item_work
     return bool(work) and max(work) - min(work) <= 1e-9 * max(work)
-
-
-def _set_bars(collection: CallBars, bars: Bars, ok_color: str | None) -> None:
-    corners: Any = bars.corners  # an (n, 4, 2) array: set_verts builds every path at once
-    collection.set_verts(corners)
-    collection.set_facecolor(_rgba(tuple(bars.colors(ok_color))))
-    collection.set_linewidth(bars.gap)
-    collection.kinds = bars.kinds
-
-
-def _rgba(colors: tuple[str, ...]) -> Any:
-    """Colour names as an (n, 4) RGBA array, converting each distinct name once."""
-    distinct = sorted(set(colors))
-    table = dict(zip(distinct, to_rgba_array(distinct))) if distinct else {}
-    return np.array([table[c] for c in colors]).reshape(len(colors), 4)
 
 
 def _caption_image(text: str, width: int, dpi: float) -> PIL.Image.Image:

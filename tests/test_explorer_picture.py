@@ -120,12 +120,14 @@ def test_retries_and_failures_get_their_colours_and_legend():
     bars = call_bars(picture.par_ax)
     assert sum(bars.values()) == len(flaky.trace) and bars["failed"] == len(flaky.failures) and bars["retried"] > 0
     (collection,) = picture.par_ax.collections
-    colours = {kind: to_hex(colour) for kind, colour in zip(collection.kinds, collection.get_facecolor())}
+    colours = {kind: to_hex(colour) for kind, colour in zip(collection.path_kinds, collection.get_facecolor())}
     assert colours == {"ok": PALETTE["parallel"].lower(), "retried": PALETTE["retry"].lower(),
                        "failed": PALETTE["failed"].lower()}
+    boxes = {kind: len(path.vertices) // 5 for kind, path in zip(collection.path_kinds, collection.get_paths())}
+    assert boxes == bars  # one compound path per kind, five vertices per bar
     assert legend_texts(picture.par_ax) == ["call", "failed attempt, retried", "failed for good"]
     (sequential,) = picture.seq_ax.collections
-    assert to_hex(sequential.get_facecolor()[list(sequential.kinds).index("ok")]) == PALETTE["sequential"].lower()
+    assert to_hex(sequential.get_facecolor()[sequential.path_kinds.index("ok")]) == PALETTE["sequential"].lower()
 
 
 def test_many_slots_get_three_row_numbers(curve):
