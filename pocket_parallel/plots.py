@@ -508,7 +508,8 @@ class CallBars(PolyCollection):
         """Draw ``bars`` (``ok_color`` for calls that succeeded, if given)."""
         kinds = np.array(bars.kinds)
         present = bars.present()
-        verts, codes = [], []
+        verts: list[Any] = []
+        codes: list[Any] = []  # one array of path codes per path (the stub says ints)
         for kind in present:
             boxes = bars.corners[kinds == kind]
             closed = np.concatenate([boxes, boxes[:, :1]], axis=1)  # each box: four corners and back
