@@ -64,6 +64,9 @@ from .plots import (
 LOG_STEPS: tuple[float, ...] = (1.0, 2.0, 5.0)
 #: Steps the time axis is rounded up to: fine enough that the bars fill at least 4/5 of it.
 TIME_STEPS: tuple[float, ...] = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+#: Pixels a bar must span on average before white edges part neighbouring bars: thinner
+#: bars would be all edge.
+MIN_GAPPED_BAR = 4.0
 #: Up to this C the reference lines are computed at every integer; above it, at C steps of
 #: 2 %, about one pixel apart on the log axis (each point still exact).
 DENSE_LIMITS = 50
@@ -168,8 +171,10 @@ class ExplorerPicture:
             a.set_title(" ", y=1.0)
         # Ticks that move with the data are artists of their own, drawn without the axis
         # machinery around them; the axis labels beside them stay put.
-        self.par_ax.set_ylabel("")
-        self.par_ax.set_yticks([])
+        for ax in (self.seq_ax, self.par_ax):
+            ax.set_ylabel("")
+            ax.set_yticks([])
+        self._seq_rows = SideTicks(self.seq_ax, "left", most=10)
         self._rows = SideTicks(self.par_ax, "left", most=10)
         self._speed = SideTicks(self.curve_ax, "right", most=16)
         _axis_label(self.par_ax, "left", "slot", widest=18)  # room for "100"
@@ -203,6 +208,7 @@ class ExplorerPicture:
             time_x=(0.0, nice_ceiling(bars_end, TIME_STEPS) if bars_end > 0 else 1.0),
         )
         workload = (frame, result.workload, result.max_retries, result.sequential_time)
+        parallel = Bars(result.trace)
         start = 2
         with course_style():
             if frame != self._frame:
@@ -213,9 +219,9 @@ class ExplorerPicture:
                 self._frame = frame
             if workload != self._workload_drawn:
                 start = min(start, 1)
-                self._draw_workload(result, limits, schedule, bound)
+                self._draw_workload(result, parallel, limits, schedule, bound)
                 self._workload_drawn = workload
-            self._draw_setting(result, by_limit, mark)
+            self._draw_setting(result, parallel, by_limit, mark)
             self._canvas.render(self._layers(), start)
         self.result = result
         return self
@@ -240,7 +246,9 @@ class ExplorerPicture:
         scale = w.latency / latency
         return limits, [t * scale for t in schedule], [t * scale for t in bound]
 
-    def _draw_workload(self, result: Comparison, limits: list[int], schedule: list[float], bound: list[float]) -> None:
+    def _draw_workload(
+        self, result: Comparison, parallel: Bars, limits: list[int], schedule: list[float], bound: list[float]
+    ) -> None:
         uneven = not _equal_work(result)
         self._schedule.set_data(limits, schedule)
         self._schedule.set_label("in-order schedule, no overhead" if uneven else "best possible: ⌈N / C⌉ × L")
@@ -249,31 +257,30 @@ class ExplorerPicture:
         self._sequential.set_ydata([result.sequential_time] * 2)
         self._speed.show(*_speed_ticks(result.sequential_time, self.curve_ax.get_ylim()))
         bars = Bars(result.sequential_trace)
-        self._seq_bars.show(bars, PALETTE["sequential"])
-        ticks = bars.ticks()
+        self._seq_bars.show(bars, PALETTE["sequential"], gap=self._gap(self.seq_ax, bars))
         self.seq_ax.set_ylim(bars.slots - 0.5, -0.5)
-        self.seq_ax.set_yticks(ticks, [str(t + 1) for t in ticks])
+        rows = bars.ticks()
+        self._seq_rows.show(rows, [str(row + 1) for row in rows])
         self.seq_ax.title.set_text(sequential_title(result))
         handles: list[Artist] = [self._schedule, *([self._bound] if uneven else []), self._sequential,
                                  self._measured, self._now]
         labels = [str(h.get_label()) for h in handles]
         if labels != self._legend_labels(self.curve_ax):
             self.curve_ax.legend(handles, labels, fontsize="small", loc="lower left", framealpha=1.0)
-        kinds = Bars(result.trace).present()  # every run of a workload makes the same attempts
+        kinds = parallel.present()  # every run of a workload makes the same attempts
         labels = [kind_label(k) for k in kinds]
         if labels != self._legend_labels(self.par_ax):
             self.par_ax.legend([Patch(facecolor=kind_color(k), edgecolor="white") for k in kinds], labels,
                                loc="lower right", fontsize="small", framealpha=1.0)
 
-    def _draw_setting(self, result: Comparison, by_limit: dict[int, Comparison], mark: int) -> None:
+    def _draw_setting(self, result: Comparison, bars: Bars, by_limit: dict[int, Comparison], mark: int) -> None:
         measured = sorted(by_limit)
         self._measured.set_data(measured, [by_limit[c].parallel_time for c in measured])
         self._mark.set_xdata([mark, mark])
         self._now.set_data([mark], [result.parallel_time])
         self.curve_ax.title.set_text(curve_title(result, result.max_concurrency))
 
-        bars = Bars(result.trace)
-        self._par_bars.show(bars)
+        self._par_bars.show(bars, gap=self._gap(self.par_ax, bars))
         self.par_ax.set_ylim(bars.slots - 0.5, -0.5)
         rows = bars.ticks()
         self._rows.show(rows, [str(row + 1) for row in rows])
@@ -281,6 +288,12 @@ class ExplorerPicture:
         for line in self._done:
             line.set_xdata([result.parallel_time] * 2)
         self._done_label.xy = (result.parallel_time, 0.5)
+
+    def _gap(self, ax: Axes, bars: Bars) -> float:
+        """The white edge between neighbouring bars, or none where bars are too thin to show beside it."""
+        low, high = ax.get_xlim()
+        width = bars.mean * ax.get_window_extent().width / (high - low) if high > low else 0.0
+        return bars.gap if width >= MIN_GAPPED_BAR else 0.0
 
     @staticmethod
     def _legend_labels(ax: Axes) -> list[str]:
@@ -292,7 +305,7 @@ class ExplorerPicture:
                    for name, ax in (("curve", self.curve_ax), ("parallel", self.par_ax))
                    if (legend := ax.get_legend()) is not None]
         workload: list[Drawable] = [*self._speed.drawables(), self._schedule, self._bound, self._sequential,
-                                    self._seq_bars, self.seq_ax.yaxis, self.seq_ax.title]
+                                    self._seq_bars, *self._seq_rows.drawables(), self.seq_ax.title]
         setting: list[Drawable] = [
             self._measured, self._mark, self._now, self.curve_ax.title,
             self._par_bars, *self._rows.drawables(), self.par_ax.title, *self._done,

@@ -469,6 +469,7 @@ class Bars:
         self.corners = np.stack([np.stack([starts, tops], 1), np.stack([ends, tops], 1),
                                  np.stack([ends, bottoms], 1), np.stack([starts, bottoms], 1)], 1)
         self.end = float(ends.max())
+        self.mean = float((ends - starts).mean())
 
     def ticks(self) -> list[int]:
         """The rows to label: every row up to 10, else the first, the middle and the last."""
@@ -504,8 +505,8 @@ class CallBars(PolyCollection):
     kinds: tuple[str, ...] = ()
     path_kinds: tuple[str, ...] = ()
 
-    def show(self, bars: Bars, ok_color: str | None = None) -> None:
-        """Draw ``bars`` (``ok_color`` for calls that succeeded, if given)."""
+    def show(self, bars: Bars, ok_color: str | None = None, *, gap: float | None = None) -> None:
+        """Draw ``bars`` (``ok_color`` for calls that succeeded, if given; ``gap`` instead of ``bars.gap``)."""
         kinds = np.array(bars.kinds)
         present = bars.present()
         verts: list[Any] = []
@@ -517,7 +518,7 @@ class CallBars(PolyCollection):
             codes.append(np.tile(_BOX_CODES, len(boxes)))
         self.set_verts_and_codes(verts, codes)
         self.set_facecolor([kind_color(kind, ok_color) for kind in present])
-        self.set_linewidth(bars.gap)
+        self.set_linewidth(bars.gap if gap is None else gap)
         self.kinds, self.path_kinds = bars.kinds, tuple(present)
 
 

@@ -225,3 +225,10 @@ def test_bad_input_is_named(curve):
         ExplorerPicture().update(curve[0], [curve[1], "x"])
     with pytest.raises(ValueError, match="one workload"):
         ExplorerPicture().update(curve[0], [compare(13, 2, **UNEVEN)])
+
+
+def test_bars_get_white_edges_only_where_they_are_wide_enough_to_show_them(curve):
+    wide = ExplorerPicture().update(compare(12, 3, **UNEVEN), curve)
+    assert wide.par_ax.collections[0].get_linewidth()[0] > 0
+    thin = ExplorerPicture().update(compare(500, 19, latency=1.0, jitter=0.3))  # 1 s bars on a 600 s axis
+    assert thin.par_ax.collections[0].get_linewidth()[0] == 0 and thin.seq_ax.collections[0].get_linewidth()[0] == 0
