@@ -210,11 +210,12 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     """Write ``<stem>.md``, ``<stem>.png`` and the raw ``<stem>.json`` into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
+    # The numbers first: if drawing a report fails, --redraw can still make it from them.
+    raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     r = results
     text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command,
                                          r.explorer) + "\n", encoding="utf-8")
     report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
-    raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     return [text_path, picture_path, raw_path]
 
 
@@ -240,10 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
-    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command, r.explorer))
-    if out is not None:
+    if out is not None:  # written before anything is printed, so a measurement is never lost
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command, r.explorer))
     if not args.quick:
         section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, r.explorer)
         print("\n---- README section (between the benchmark markers) ----\n" + section)

@@ -166,7 +166,6 @@ class ExplorerPicture:
         self._done_label = self.seq_ax.annotate(
             "parallel done", (0.0, 0.5), xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
             va="center", fontsize="small", bbox={"boxstyle": "square,pad=0.2", "facecolor": "white", "edgecolor": "none"})
-        self.seq_ax.set_ylim(0.5, -0.5)
         for a in (self.curve_ax, self.seq_ax, self.par_ax):
             a.set_title(" ", y=1.0)
         # Ticks that move with the data are artists of their own, drawn without the axis

@@ -23,7 +23,7 @@ from benchmarks import contenders, report  # noqa: E402
 from benchmarks.measure import memory_supported, time_once  # noqa: E402
 from benchmarks.plan import FULL, QUICK, Plan, configurations, estimated_seconds  # noqa: E402
 from benchmarks.run import from_json, measure_plan, write  # noqa: E402
-from benchmarks.stats import Cell, find, ideal, summarize  # noqa: E402
+from benchmarks.stats import Cell, VirtualCell, find, ideal, summarize  # noqa: E402
 
 ASYNC = [c for c in contenders.CONTENDERS if not c.blocking]
 
@@ -197,3 +197,12 @@ def test_a_contender_that_never_finishes_is_stopped_not_waited_for():
     never = contenders.Contender("stuck", "stuck", stuck)
     with pytest.raises(RuntimeError, match="stuck at N = 3 took over 5 s: stopped"):
         time_once(never, 3, 2, 1.0, clock="virtual", timeout=5.0)
+
+
+def test_virtual_findings_name_the_growth_between_the_large_runs():
+    def virtual(key, n, wall):
+        return VirtualCell(key, key, n, 100, 1.0, (wall,), (n / 100,), 1024 * 1024, 2 * 1024 * 1024)
+
+    cells = [virtual(k, n, n * 1e-5 * (1.2 if k == "node" else 1.0)) for k in ("floor", "node") for n in (20_000, 200_000)]
+    found = report.virtual_findings(cells)
+    assert any("From N = 20,000 to N = 200,000 (10× the items) our node's time grew 10.0×" in f for f in found)
