@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from . import contenders as registry
 from . import report
 from .machine import Machine, describe, finished
-from .measure import fresh_once, memory_once, time_once
+from .measure import fresh_once, memory_once, stop_fresh_processes, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
 from .stats import Cell, VirtualCell, ideal, summarize
 
@@ -140,19 +140,22 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
     progress.say(f"{len(configs)} configurations, roughly {progress.total_estimate / 60:.1f} min; "
                  f"{len(skipped)} skipped (listed in the results)")
     cells: list[Cell] = []
-    for index, config in enumerate(configs, start=1):
-        progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
-        began = time.perf_counter()
-        cells += run_config(plan, config)
-        left = progress.advance(config_seconds(plan, config))
-        progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
     virtual: list[VirtualCell] = []
-    for n in plan.virtual_items:
-        progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
-        virtual += run_virtual(plan, n)
-    for n in plan.virtual_large:
-        progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
-        virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
+    try:
+        for index, config in enumerate(configs, start=1):
+            progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
+            began = time.perf_counter()
+            cells += run_config(plan, config)
+            left = progress.advance(config_seconds(plan, config))
+            progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
+        for n in plan.virtual_items:
+            progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
+            virtual += run_virtual(plan, n)
+        for n in plan.virtual_large:
+            progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
+            virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
+    finally:
+        stop_fresh_processes()
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
