@@ -37,7 +37,7 @@ def check_safe_flow(build_flow: Callable[[], Any], *, seed: int | None = None) -
     if not callable(build_flow) or isinstance(build_flow, type):
         raise TypeError(f"build_flow must be a function that returns a new flow, such as build_safe_flow; "
                         f"got {type(build_flow).__name__ if not isinstance(build_flow, type) else 'the class ' + build_flow.__name__}")
-    return run_check("Exercise 4", lambda rng: _flow(build_flow, rng), seed)
+    return run_check("Exercise 4", lambda rng: _flow(build_flow, rng), seed, build_flow)
 
 
 def _flow(build_flow: Callable[[], Any], rng: random.Random) -> str:

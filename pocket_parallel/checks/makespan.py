@@ -36,7 +36,7 @@ def check_makespan_prediction(predict_makespan: Callable[[list[float], int | Non
     """
     if not callable(predict_makespan):
         raise TypeError(f"predict_makespan must be a function such as predict_makespan; got {type(predict_makespan).__name__}")
-    return run_check("Exercise 3", lambda rng: _predictions(predict_makespan, rng), seed)
+    return run_check("Exercise 3", lambda rng: _predictions(predict_makespan, rng), seed, predict_makespan)
 
 
 def _cases(rng: random.Random) -> list[Case]:

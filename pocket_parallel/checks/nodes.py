@@ -24,7 +24,7 @@ def check_parallel_summarizer(node_class: type, *, seed: int | None = None) -> C
     batch takes exactly as long as its slowest call. ``seed`` reproduces a workload.
     """
     _require_class("node_class", node_class, "ParallelSummarizer")
-    return run_check("Exercise 1", lambda rng: _summarizer(node_class, rng), seed)
+    return run_check("Exercise 1", lambda rng: _summarizer(node_class, rng), seed, node_class)
 
 
 def check_limited_translator(node_class: type, *, seed: int | None = None) -> CheckResult:
@@ -37,7 +37,7 @@ def check_limited_translator(node_class: type, *, seed: int | None = None) -> Ch
     see more than C calls at once, and no slot may sit idle while an item waits.
     """
     _require_class("node_class", node_class, "LimitedTranslator")
-    return run_check("Exercise 2", lambda rng: _translator(node_class, rng), seed)
+    return run_check("Exercise 2", lambda rng: _translator(node_class, rng), seed, node_class)
 
 
 def _require_class(parameter: str, value: Any, example: str) -> None:
