@@ -211,57 +211,6 @@ def test_ex2_stub_is_not_attempted():
     assert quiet(check_limited_translator, stub(EX2, "LimitedTranslator")).status == "not attempted"
 
 
-# -- exercise 3: predict the makespan ------------------------------------------------------------
-
-
-def even_share(latencies, max_concurrency):
-    """Total work divided evenly over the slots: forgets that a call cannot be split."""
-    if max_concurrency is None or max_concurrency >= len(latencies):
-        return max(latencies)
-    return max(max(latencies), sum(latencies) / max_concurrency)
-
-
-def rounds_of_c(latencies, max_concurrency):
-    """Rounds of C calls, each as long as its slowest call."""
-    if max_concurrency is None:
-        return max(latencies)
-    return sum(max(latencies[i:i + max_concurrency]) for i in range(0, len(latencies), max_concurrency))
-
-
-def library_ideal(latencies, max_concurrency):
-    """pocket_parallel.ideal_makespan: exact for equal latencies, only a bound otherwise."""
-    return ideal_makespan(latencies, max_concurrency)
-
-
-def forgets_no_limit(latencies, max_concurrency):
-    return math.ceil(len(latencies) / max_concurrency) * max(latencies)
-
-
-def no_return(latencies, max_concurrency):
-    max(latencies)
-
-
-def test_ex3_solution_passes_every_time():
-    for _ in range(REPEATS):
-        result = quiet(check_makespan_prediction, solution(EX3, "predict_makespan"))
-        assert result.passed, result.message
-
-
-@pytest.mark.parametrize("answer, keywords", [
-    (even_share, ("divided the work evenly", "ceil(N / C)")),
-    (rounds_of_c, ("rounds of C", "does not wait for a whole round")),
-    (library_ideal, ("lower bound", "input order")),
-    (forgets_no_limit, ("raised TypeError", "max_concurrency=None means no limit")),
-    (no_return, ("returned None", "return statement")),
-], ids=["work divided evenly", "rounds of C", "the lower bound", "None not handled", "no return"])
-def test_ex3_wrong_answers_fail_with_the_right_message(answer, keywords):
-    assert_fails(check_makespan_prediction, answer, *keywords)
-
-
-def test_ex3_stub_is_not_attempted():
-    assert quiet(check_makespan_prediction, stub(EX3, "predict_makespan")).status == "not attempted"
-
-
 # -- exercise 4: the shared-store race ------------------------------------------------------------
 
 
