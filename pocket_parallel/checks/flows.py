@@ -133,8 +133,8 @@ def _wrong_results(shared: dict[str, Any], expected: dict[str, tuple[str, str]],
             whose = (f" It holds the summary of document {other!r}: the summary was kept in one place that every "
                      f"sub-flow shares (a fixed key of shared or of a dict inside it, a global variable, a class "
                      f"attribute), and another sub-flow overwrote it while this one waited for its translation. "
-                     f"Keep each document's summary under its own key (self.params['doc_id']), or pass it on "
-                     f"in prep_res." if other not in (None, doc_id) else "")
+                     f"Keep each document's summary under a key of its own, built from self.params['doc_id']."
+                     if other not in (None, doc_id) else "")
             problems.append(f"shared['results'][{doc_id!r}] should be {{'summary': {clip(summary, 40)}, 'french': "
                             f"{clip(french, 40)}}}, but it was {clip(entry, 90)}: that document was filed with "
                             f"another document's data, or in another shape.{whose}")
