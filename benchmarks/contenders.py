@@ -24,7 +24,8 @@ import aiometer
 from pocketflow import AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode
 
 from pocket_parallel import BoundedParallelBatchFlow, BoundedParallelBatchNode, SimulatedLLM
-from pocket_parallel.experiment import AskEach, workload
+from pocket_parallel import Workload
+from pocket_parallel.experiment import AskEach
 
 THREAD_CAP = 1_000
 """Most worker threads the thread pool gets when C is unlimited (one per item would mean 100,000 threads)."""
@@ -166,7 +167,7 @@ async def bounded_flow(n: int, limit: int | None, latency: float) -> list[int]:
 
 async def bounded_node_llm(n: int, limit: int | None, latency: float) -> list[str]:
     """Our bounded node calling a ``SimulatedLLM(latency, jitter=0)`` instead of sleeping."""
-    shared: dict[str, Any] = {"prompts": workload(n)}
+    shared: dict[str, Any] = {"prompts": Workload(n).prompts()}
     await AskEach(SimulatedLLM(latency=latency), max_concurrency=limit).run_async(shared)
     return shared["answers"]
 
@@ -288,7 +289,7 @@ def get(key: str) -> Contender:
 @functools.lru_cache(maxsize=8)
 def _expected_answers(n: int) -> tuple[str, ...]:
     llm = SimulatedLLM()
-    return tuple(llm.answer_for(prompt) for prompt in workload(n))
+    return tuple(llm.answer_for(prompt) for prompt in Workload(n).prompts())
 
 
 def check_results(contender: Contender, n: int, results: Any) -> None:

@@ -1,61 +1,50 @@
 """pocket_parallel: helpers for learning parallel LLM calls with PocketFlow.
 
-The pieces, each in its own module:
+The top level holds what the notebooks teach; everything else lives in a submodule of its
+own, one idea each:
 
-- :mod:`~pocket_parallel.llm`: :class:`SimulatedLLM`, a seeded stand-in for an LLM service,
-  and the chapter's ``call_llm_async`` / ``call_llm`` backed by it.
-- :mod:`~pocket_parallel.limits`: :class:`BoundedParallelBatchNode` and
-  :class:`BoundedParallelBatchFlow`, PocketFlow's parallel classes with a concurrency
-  limit that also holds inside an ``AsyncFlow``.
-- :mod:`~pocket_parallel.clock`: :func:`run`, which runs a coroutine in real or virtual
-  time from a script or a notebook cell.
-- :mod:`~pocket_parallel.experiment`: :func:`compare` and :func:`sweep`, sequential
-  against parallel on the same workload, set beside the ideal.
-- :mod:`~pocket_parallel.ratelimit`: :class:`RateLimiter`, requests per period that never
-  exceed a server's sliding window; :mod:`~pocket_parallel.retry`: :class:`Backoff`,
-  exponential backoff with full jitter that honours ``retry_after``.
-- :mod:`~pocket_parallel.collect`: :class:`Failure` and :class:`Outcomes`, so every item
-  ends as a result or a failure record; :mod:`~pocket_parallel.races`:
-  :func:`check_races` for shared-store races between sub-flows;
-  :mod:`~pocket_parallel.files`: :func:`write_atomic`; :mod:`~pocket_parallel.throughput`:
+- :mod:`~pocket_parallel.nodes`: :class:`BoundedParallelBatchNode` and
+  :class:`BoundedParallelBatchFlow`, PocketFlow's parallel classes with limits that hold
+  inside an ``AsyncFlow`` too (concurrency, pacing, backoff, timeouts, deadlines).
+- :mod:`~pocket_parallel.backend`: ``call_llm_async`` / ``call_llm`` and the backend behind
+  them (:func:`set_default_llm`); :mod:`~pocket_parallel.llm`: :class:`SimulatedLLM`, built
+  from :mod:`~pocket_parallel.workload` (the seeded :class:`Workload` and its model),
+  :mod:`~pocket_parallel.quota` (server-side limits) and :mod:`~pocket_parallel.trace`.
+- :mod:`~pocket_parallel.clock`: :func:`run`, in real or virtual time, from a script or a cell.
+- :mod:`~pocket_parallel.experiment`: :func:`compare` and :func:`sweep`, with the in-order
+  schedule and the lower bound beside every measured time; :mod:`~pocket_parallel.throughput`:
   :func:`measure_throughput` and :func:`find_knee`.
-- :mod:`~pocket_parallel.plots` (speedup curves, call timelines) and
-  :mod:`~pocket_parallel.widgets`: :func:`explorer`, the live sliders over both.
+- :mod:`~pocket_parallel.retry` (:class:`Backoff`), :mod:`~pocket_parallel.ratelimit`
+  (:class:`RateLimiter`, ``busiest_window``), :mod:`~pocket_parallel.collect` (:class:`Failure`,
+  ``Outcomes``, ``gather_outcomes``), :mod:`~pocket_parallel.races` (:func:`check_races`),
+  :mod:`~pocket_parallel.files` (:func:`write_atomic_async`).
+- :mod:`~pocket_parallel.plots` and :mod:`~pocket_parallel.widgets` (:func:`explorer`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
+from .backend import call_llm, call_llm_async, get_default_llm, set_default_llm
 from .clock import VirtualDeadlockError, run
-from .collect import Outcomes, gather_outcomes
-from .experiment import Comparison, Failure, compare, compare_async, ideal_makespan, sweep
-from .files import write_atomic, write_atomic_async
-from .limits import BoundedParallelBatchFlow, BoundedParallelBatchNode
-from .llm import (
-    CallRecord,
-    LLMError,
-    LLMStats,
-    RateLimitError,
-    SimulatedLLM,
-    TransientLLMError,
-    call_llm,
-    call_llm_async,
-    estimate_tokens,
-    get_default_llm,
-    set_default_llm,
-)
-from .races import Race, RaceWatch, check_races, check_races_async
-from .ratelimit import RateLimiter, busiest_window
+from .collect import Failure
+from .experiment import compare, sweep
+from .files import write_atomic_async
+from .llm import LLMError, RateLimitError, SimulatedLLM, TransientLLMError
+from .nodes import BoundedParallelBatchFlow, BoundedParallelBatchNode
+from .races import check_races
+from .ratelimit import RateLimiter
 from .retry import Backoff
-from .throughput import ThroughputPoint, find_knee, measure_throughput, measure_throughput_async, plot_throughput
+from .throughput import find_knee, measure_throughput
+from .workload import Workload
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The explorer needs ipywidgets and matplotlib: imported on first use, so that
     # ``import pocket_parallel`` (and the terminal demo) stays quick.
-    if name in ("explorer", "Explorer"):
+    if name == "explorer":
         from . import widgets
 
-        return getattr(widgets, name)
+        return widgets.explorer
     raise AttributeError(f"module 'pocket_parallel' has no attribute {name!r}")
 
 
@@ -68,39 +57,24 @@ __all__ = [
     "Backoff",
     "BoundedParallelBatchFlow",
     "BoundedParallelBatchNode",
-    "CallRecord",
-    "Comparison",
     "Failure",
     "LLMError",
-    "LLMStats",
-    "Outcomes",
-    "Race",
-    "RaceWatch",
     "RateLimitError",
     "RateLimiter",
     "SimulatedLLM",
-    "ThroughputPoint",
     "TransientLLMError",
     "VirtualDeadlockError",
-    "busiest_window",
+    "Workload",
     "call_llm",
     "call_llm_async",
     "check_races",
-    "check_races_async",
     "compare",
-    "compare_async",
-    "estimate_tokens",
     "explorer",
     "find_knee",
-    "gather_outcomes",
     "get_default_llm",
-    "ideal_makespan",
     "measure_throughput",
-    "measure_throughput_async",
-    "plot_throughput",
     "run",
     "set_default_llm",
     "sweep",
-    "write_atomic",
     "write_atomic_async",
 ]

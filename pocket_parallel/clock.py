@@ -19,8 +19,9 @@ from typing import Any, Literal, TypeVar
 
 import looptime
 
+from ._validate import check_clock
+
 Clock = Literal["real", "virtual"]
-CLOCKS: tuple[str, ...] = ("real", "virtual")
 T = TypeVar("T")
 
 # A virtual loop with no timer left and nothing ready would wait forever (a deadlock in the
@@ -30,13 +31,6 @@ _IDLE_TIMEOUT = 2.0
 
 class VirtualDeadlockError(RuntimeError):
     """Every task waited on something that never came, so virtual time had nowhere to jump."""
-
-
-def check_clock(clock: Any) -> str:
-    """Return ``clock`` if it names a clock, else raise ValueError listing the choices."""
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {', '.join(map(repr, CLOCKS))}; got {clock!r}")
-    return clock
 
 
 def new_loop(clock: Clock = "real") -> asyncio.AbstractEventLoop:
@@ -70,7 +64,8 @@ def run(coro: Coroutine[Any, Any, T], clock: Clock = "real") -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return _run_on_new_loop(coro, clock)
-    return _LoopThread(coro, clock).result()
+    result: T = _LoopThread(coro, clock).result()
+    return result
 
 
 def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_LoopThread | None" = None) -> T:
@@ -85,7 +80,8 @@ def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_Loop
         except looptime.IdleTimeoutError as error:
             raise VirtualDeadlockError(
                 "virtual clock: every task is waiting and no timer is set, so nothing can ever "
-                "happen (a deadlock, or a wait on something outside the loop)"
+                "happen (a stalled call with no timeout, a deadlock, or a wait on something "
+                "outside the loop)"
             ) from error
         except KeyboardInterrupt:
             main.cancel()
@@ -155,3 +151,8 @@ class _LoopThread:
         if ok:
             return value
         raise value
+
+
+def is_virtual(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Whether ``loop`` (by default the running one) keeps virtual time."""
+    return bool(getattr(loop or asyncio.get_running_loop(), "looptime_on", False))

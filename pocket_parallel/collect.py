@@ -16,16 +16,22 @@ finished results stay reachable even when the run is cancelled half-way.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ._validate import check_max_concurrency
+from ._validate import check_iterable, check_limit
 
 T = TypeVar("T")
 Status = Literal["pending", "ok", "failed", "cancelled"]
 _STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "pending")
+
+
+class DeadlineExceeded(TimeoutError):
+    """The batch's deadline passed before this item finished: it was stopped, or never started."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("the batch deadline passed before this item finished" + (f" ({detail})" if detail else ""))
 
 
 @dataclass(frozen=True)
@@ -112,43 +118,10 @@ class Outcomes:
     def _each(self) -> Iterable[tuple[Any, Status, Any]]:
         return zip(self.items, self._status, self._values)
 
-    def _settle(self, index: int, status: Status, value: Any = None) -> None:
+    def _record(self, index: int, status: Status, value: Any = None) -> None:
+        """Settle a pending item (the batch engine's job; an item settles once)."""
         if self._status[index] == "pending":
             self._status[index], self._values[index] = status, value
-
-
-async def run_all(aws: Sequence[Awaitable[T]]) -> list[T]:
-    """Run awaitables concurrently, each as its own task, and return their results in order.
-
-    Unlike a bare ``asyncio.gather``, no task is ever left behind: if one of them raises,
-    the others are cancelled and awaited before the error (of the first failed task in
-    input order) is raised; if the caller is cancelled (``task.cancel()``, a notebook's
-    stop button), every task is cancelled and awaited before the ``CancelledError`` goes on.
-    """
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    if not tasks:
-        return []
-    try:
-        _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    except BaseException:
-        await _cancel_and_wait(tasks)
-        raise
-    if pending:
-        await _cancel_and_wait(list(pending))
-    errors = [task.exception() for task in tasks if not task.cancelled()]  # retrieves them all
-    first = next((error for error in errors if error is not None), None)
-    if first is not None:
-        raise first
-    if any(task.cancelled() for task in tasks):
-        raise asyncio.CancelledError()  # a task was cancelled by someone else: nothing to return
-    return [task.result() for task in tasks]
-
-
-async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    # return_exceptions retrieves every exception, so none is logged as "never retrieved".
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def gather_outcomes(
@@ -166,28 +139,15 @@ async def gather_outcomes(
     records that name their item, apart from the results. At most ``max_concurrency``
     calls run at once (``None``: no limit). Cancelling the caller cancels every call.
     """
+    from ._engine import run_batch
+
     if not callable(function):
         raise TypeError(f"function must be an async callable such as llm; got {type(function).__name__}")
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise TypeError(f"items must be a list (or other iterable) of items; got {type(items).__name__}")
-    limit = check_max_concurrency(max_concurrency)
-    outcomes = Outcomes(items)
-    gate = asyncio.Semaphore(limit) if limit is not None else None
+    outcomes = Outcomes(check_iterable("items", items, "items"))
+    limit = check_limit("max_concurrency", max_concurrency)
 
-    async def one(index: int, item: Any) -> None:
-        try:
-            if gate is None:
-                result = await function(item)
-            else:
-                async with gate:
-                    result = await function(item)
-        except Exception as error:
-            outcomes._settle(index, "failed", Failure(item, error, 1))
-        except BaseException:
-            outcomes._settle(index, "cancelled")
-            raise
-        else:
-            outcomes._settle(index, "ok", result)
+    async def one(index: int, item: Any, slot: Any) -> Any:
+        return await function(item)
 
-    await run_all([one(i, item) for i, item in enumerate(outcomes.items)])
+    await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=True)
     return outcomes

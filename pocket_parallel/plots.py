@@ -27,14 +27,16 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, Locator, NullLocator
 
-from .experiment import Comparison
-from .llm import CallRecord
+from . import _format
+from .experiment import Comparison, makespan_lower_bound, semaphore_makespan
+from .throughput import ThroughputPoint, find_knee
+from .trace import CallRecord
 
 # Okabe-Ito: distinguishable with every common form of colour blindness, on light and dark.
 PALETTE = {
     "sequential": "#E69F00",
     "parallel": "#0072B2",
-    "ideal": "#009E73",
+    "reference": "#009E73",
     "retry": "#CC79A7",
     "failed": "#D55E00",
     "marker": "#999999",
@@ -99,21 +101,8 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.0)) -> tuple[Figu
 # -- words and numbers in titles and labels -------------------------------------------------
 
 
-def _limit_text(limit: int | None) -> str:
-    return "no limit" if limit is None else f"C = {limit}"
-
-
-def _seconds_text(value: float) -> str:
-    return f"{value:.3g} s" if value < 1000 else f"{value:,.0f} s"
-
-
 def _latency_text(result: Comparison) -> str:
-    text = f"latency {result.latency:g} s"
-    return text + (f" ± {result.jitter:.0%}" if result.jitter else "")
-
-
-def _plain(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10_000 else f"{value:g}"
+    return _format.latency(result.latency, result.jitter)
 
 
 # -- plain numbers on log axes --------------------------------------------------------------
@@ -146,7 +135,7 @@ class _PlainFormatter(Formatter):
     """Tick labels as plain numbers: 0.5, 1, 20, 5,000 (never 10^0)."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        return _plain(x)
+        return _format.plain(x)
 
 
 def plain_log_ticks(axis: Any) -> None:
@@ -197,19 +186,26 @@ def _check_trace(trace: Any) -> list[CallRecord]:
 
 
 def speedup_vs_items(results: Sequence[Comparison], ax: Axes | None = None) -> Figure:
-    """Sequential time, parallel time and the ideal against item count, from a sweep over ``items``."""
+    """Sequential and parallel time against item count, from a sweep over ``items``.
+
+    Measured times are points; under the parallel ones runs the in-order schedule (what a
+    semaphore of C takes with no overhead at all) as a wide pale band, so that points
+    sitting exactly on it stay visible.
+    """
     ordered = sorted(_check_results(results, "items"), key=lambda r: r.items)
     with course_style():
         figure, ax = _axes(ax)
         counts = [r.items for r in ordered]
+        ax.plot(counts, [r.schedule_time for r in ordered], "-", color=PALETTE["reference"], linewidth=7, alpha=0.35,
+                solid_capstyle="round", label="in-order schedule, no overhead")
         ax.plot(counts, [r.sequential_time for r in ordered], "o-", color=PALETTE["sequential"], label="sequential (measured)")
-        ax.plot(counts, [r.parallel_time for r in ordered], "s-", color=PALETTE["parallel"], label="parallel (measured)")
-        ax.plot(counts, [r.ideal_parallel_time for r in ordered], "--", color=PALETTE["ideal"], label="parallel ideal")
+        ax.plot(counts, [r.parallel_time for r in ordered], "s-", color=PALETTE["parallel"], markersize=5,
+                label="parallel (measured)")
         ax.set_xlabel("items N (LLM calls)")
         ax.set_ylabel("makespan (s)")
         first = ordered[0]
         span = f"N = {counts[0]}" if counts[0] == counts[-1] else f"N = {counts[0]}–{counts[-1]}"
-        ax.set_title(f"Sequential vs parallel: {span}, {_limit_text(first.max_concurrency)}, {_latency_text(first)}", y=1.0)
+        ax.set_title(f"Sequential vs parallel: {span}, {_format.limit(first.max_concurrency)}, {_latency_text(first)}", y=1.0)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -219,41 +215,36 @@ def speedup_vs_items(results: Sequence[Comparison], ax: Axes | None = None) -> F
 # -- makespan against the concurrency limit -------------------------------------------------
 
 
-def _item_work(trace: Sequence[CallRecord]) -> list[float]:
-    per_prompt: dict[str, float] = {}
-    for record in trace:
-        per_prompt[record.prompt] = per_prompt.get(record.prompt, 0.0) + record.duration
-    return list(per_prompt.values())
-
-
 def _equal_work(result: Comparison) -> bool:
-    work = _item_work(result.trace)
+    work = result.item_work
     return bool(work) and max(work) - min(work) <= 1e-9 * max(work)
 
 
-def ideal_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
-    """The ideal makespan of ``result``'s workload at each concurrency limit in ``limits``.
-
-    The bound of :func:`~pocket_parallel.ideal_makespan` (``ceil(N / C) * L`` for equal
-    latencies, ``max(max L_i, sum L_i / C)`` otherwise), worked out once for the workload
-    and then for every C, so a curve over hundreds of C values costs next to nothing.
-    """
-    work = _item_work(_check_comparison(result).trace)
-    if not work:
-        return [0.0 for _ in limits]
-    n, longest, total = len(work), max(work), math.fsum(work)
-    equal = longest - min(work) <= 1e-9 * longest
-    curve = []
+def _check_limits(limits: Sequence[int]) -> list[int]:
     for c in limits:
         if isinstance(c, bool) or not isinstance(c, int) or c < 1:
             raise ValueError(f"limits must hold integers >= 1; got {c!r}")
-        if c >= n:
-            curve.append(longest)
-        elif equal:
-            curve.append(math.ceil(n / c) * longest)
-        else:
-            curve.append(max(longest, total / c))
-    return curve
+    return list(limits)
+
+
+def bound_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
+    """The lower bound of ``result``'s workload at each concurrency limit in ``limits``.
+
+    :func:`~pocket_parallel.experiment.makespan_lower_bound` of the workload's per-item work
+    at every C: no schedule with that many calls in flight could finish sooner.
+    """
+    work = list(_check_comparison(result).item_work)
+    return [makespan_lower_bound(work, c) for c in _check_limits(limits)]
+
+
+def schedule_curve(result: Comparison, limits: Sequence[int]) -> list[float]:
+    """The in-order schedule of ``result``'s workload at each concurrency limit in ``limits``.
+
+    :func:`~pocket_parallel.experiment.semaphore_makespan` at every C: what a semaphore of C
+    takes, items in input order, with no overhead. A virtual run lands on it exactly.
+    """
+    work = list(_check_comparison(result).item_work)
+    return [semaphore_makespan(work, c) for c in _check_limits(limits)]
 
 
 def _over(numerator: float) -> Any:
@@ -283,9 +274,8 @@ def _setup_curve_axes(ax: Axes) -> Any:
 def _draw_curve(ax: Axes, speed: Any, results: list[Comparison], current: int | None) -> str:
     """The data of a makespan-against-C plot on prepared axes; returns its title."""
     first = results[0]
-    workload = (first.items, first.latency, first.jitter, first.failure_rate, first.seed)
     for r in results[1:]:
-        if (r.items, r.latency, r.jitter, r.failure_rate, r.seed) != workload:
+        if r.workload != first.workload:
             raise ValueError(
                 "results must all come from one workload (same items, latency, jitter, failure_rate "
                 "and seed), as sweep('max_concurrency', ...) returns them"
@@ -301,42 +291,49 @@ def _draw_curve(ax: Axes, speed: Any, results: list[Comparison], current: int | 
     mark = current if current is not None else (n if has_unlimited else None)
     top = max(limits[-1], mark or 1, 2)
     curve_x = list(range(1, top + 1))
-    ideal_label = "ideal: ⌈N / C⌉ × L" if _equal_work(first) else "ideal: max(max L, ΣL / C)"
-    ax.plot(curve_x, ideal_curve(first, curve_x), "-", color=PALETTE["ideal"], linewidth=1.5, label=ideal_label)
+    if _equal_work(first):
+        ax.plot(curve_x, schedule_curve(first, curve_x), "-", color=PALETTE["reference"], linewidth=1.5,
+                label="best possible: ⌈N / C⌉ × L")
+    else:
+        ax.plot(curve_x, schedule_curve(first, curve_x), "-", color=PALETTE["reference"], linewidth=1.5,
+                label="in-order schedule, no overhead")
+        ax.plot(curve_x, bound_curve(first, curve_x), ":", color=PALETTE["reference"], linewidth=1.5,
+                label="lower bound: no schedule is faster")
     ax.axhline(first.sequential_time, color=PALETTE["sequential"], linestyle=":", linewidth=2,
-               label=f"sequential: {_seconds_text(first.sequential_time)}")
+               label=f"sequential: {_format.seconds(first.sequential_time)}")
     ax.plot(limits, [by_limit[c].parallel_time for c in limits], "s", color=PALETTE["parallel"],
             markersize=6, label="parallel (measured)", zorder=3)
     if mark is not None:
         ax.axvline(mark, color=PALETTE["marker"], linestyle="--", linewidth=1)
         point = by_limit.get(mark)
-        name = _limit_text(current)
+        name = _format.limit(current)
         if point is not None:
             ax.plot([mark], [point.parallel_time], "o", markersize=11, markerfacecolor="none",
                     markeredgecolor=_INK, markeredgewidth=2, zorder=4,
-                    label=f"now: {name}, {_seconds_text(point.parallel_time)}")
+                    label=f"now: {name}, {_format.seconds(point.parallel_time)}")
         else:
             ax.plot([], [], "--", color=PALETTE["marker"], label=f"now: {name}")
     ax.set_xlim(0.8, top * 1.25)
-    heights = [by_limit[c].parallel_time for c in limits] + [first.sequential_time, ideal_curve(first, [top])[0]]
+    heights = [by_limit[c].parallel_time for c in limits] + [first.sequential_time, bound_curve(first, [top])[0]]
     low, high = min(h for h in heights if h > 0), max(heights)
     ax.set_ylim(low / 1.4, high * 1.4)
     if first.sequential_time > 0:
         speed.set_functions((_over(first.sequential_time), _over(first.sequential_time)))
     ax.legend(fontsize="small", loc="lower left")
-    now = "" if mark is None else f", now {_limit_text(current)}"
+    now = "" if mark is None else f", now {_format.limit(current)}"
     return f"Makespan against C: N = {n} calls, {_latency_text(first)}{now}"
 
 
 def makespan_vs_concurrency(
     results: Sequence[Comparison], current: int | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Measured parallel makespan against the concurrency limit C, over the ideal curve.
+    """Measured parallel makespan against the concurrency limit C, over the in-order schedule.
 
     ``results`` come from ``sweep("max_concurrency", ...)`` (one workload, several C);
     an unlimited run (C = None) is drawn at C = N. ``current`` marks the setting in use;
-    when it is None and ``results`` hold an unlimited run, that run is marked. The ideal
-    is drawn for every C from 1 up; the right axis reads the heights as speedups.
+    when it is None and ``results`` hold an unlimited run, that run is marked. The in-order
+    schedule (and, for uneven latencies, the lower bound) is drawn for every C from 1 up;
+    the right axis reads the heights as speedups.
     """
     results = _check_results(results, "max_concurrency")
     with course_style():
@@ -449,7 +446,7 @@ def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | N
         # Beside the bars on a figure of our own (its layout makes room); inside on a given ax.
         slots = _draw_timeline(ax, calls, ok_color, legend="outside" if own_figure else "inside")
         mean = math.fsum(c.duration for c in calls) / len(calls)
-        ax.set_title(title or f"{len(calls)} calls of {_seconds_text(mean)} on average, at most {slots} in flight", y=1.0)
+        ax.set_title(title or f"{len(calls)} calls of {_format.seconds(mean)} on average, at most {slots} in flight", y=1.0)
     return figure
 
 
@@ -482,10 +479,10 @@ def _draw_race(seq_ax: Axes, par_ax: Axes, result: Comparison) -> tuple[str, str
     seq_ax.annotate("parallel done", (result.parallel_time, 0.5), xycoords=("data", "axes fraction"),
                     xytext=(4, 0), textcoords="offset points", va="center", fontsize="small",
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
-    limit = _limit_text(result.max_concurrency)
+    limit = _format.limit(result.max_concurrency)
     return (
-        f"Sequential: N = {result.items} calls, {_latency_text(result)}, one at a time: {_seconds_text(result.sequential_time)}",
-        f"Parallel ({limit}): {_seconds_text(result.parallel_time)}, speedup {result.speedup:.1f}x",
+        f"Sequential: N = {result.items} calls, {_latency_text(result)}, one at a time: {_format.seconds(result.sequential_time)}",
+        f"Parallel ({limit}): {_format.seconds(result.parallel_time)}, speedup {result.speedup:.1f}x",
     )
 
 
@@ -567,3 +564,58 @@ def overview(result: Comparison, curve: Sequence[Comparison] = ()) -> Figure:
     drawn as measured points; ``result`` is marked as the current setting.
     """
     return Overview().update(result, curve).figure
+
+
+def plot_throughput(
+    points: Sequence[ThroughputPoint],
+    knee: ThroughputPoint | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """Throughput against C (log scale) under its bound, the refused requests as bars, the knee marked.
+
+    ``points`` come from :func:`measure_throughput`; ``knee`` defaults to :func:`find_knee`
+    of them. Points where some items failed for good are crossed out.
+    """
+    if not points or not all(isinstance(p, ThroughputPoint) for p in points):
+        raise ValueError("points must hold at least one ThroughputPoint (from measure_throughput)")
+    ordered = sorted(points, key=lambda p: p.concurrency)
+    knee = find_knee(ordered) if knee is None else knee
+    if not isinstance(knee, ThroughputPoint):
+        raise TypeError(f"knee must be a ThroughputPoint or None; got {type(knee).__name__}")
+    with course_style():
+        figure, ax = _axes(ax, size=(6.4, 4.6))
+        cs = [p.concurrency for p in ordered]
+        ax.plot(cs, [p.throughput for p in ordered], "o-", color=PALETTE["parallel"],
+                label="completed calls / s (measured)", zorder=3)
+        ax.plot(cs, [p.max_throughput for p in ordered], "--", color=PALETTE["reference"],
+                label="bound: min(C, server limit) / latency")
+        failed = [p for p in ordered if p.failed]
+        if failed:
+            ax.plot([p.concurrency for p in failed], [p.throughput for p in failed], "x", color=PALETTE["failed"],
+                    markersize=9, label="some items failed", zorder=4)
+        ax.axvline(knee.concurrency, color=PALETTE["marker"], linestyle=":",
+                   label=f"knee: C = {knee.concurrency} ({knee.throughput:.3g} calls/s)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(cs, [str(c) for c in cs])
+        ax.minorticks_off()
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("client concurrency C (calls in flight)")
+        ax.set_ylabel("throughput (completed calls / s)")
+        refused = ax.twinx()
+        refused.bar(cs, [p.rate_limited for p in ordered], width=[c * 0.15 for c in cs], color=PALETTE["retry"],
+                    alpha=0.35, label="refused requests (429)")
+        refused.set_ylabel("refused requests (429)")
+        refused.set_ylim(bottom=0)
+        ax.set_zorder(refused.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        handles, labels = ax.get_legend_handles_labels()
+        more_handles, more_labels = refused.get_legend_handles_labels()
+        # Below the axes: inside, a legend would cover part of the curve whatever corner it took.
+        ax.legend(handles + more_handles, labels + more_labels, fontsize="small", loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=2)
+        first = ordered[0]
+        limit = "no server limit" if first.max_concurrent is None else f"server serves {first.max_concurrent} at once"
+        ax.set_title(f"Throughput against C: {first.items} calls of {first.latency:g} s, {limit}")
+        ax.grid(alpha=0.3)
+    return figure

@@ -41,7 +41,8 @@ from typing import Any, Literal
 
 from pocketflow import AsyncFlow
 
-from .clock import Clock, check_clock, run
+from ._validate import check_clock
+from .clock import Clock, run
 
 RaceKind = Literal["write", "read"]
 Path = tuple[Hashable, ...]
@@ -169,7 +170,7 @@ def _wrap(text: str, keep_whole: list[str], first: str = "", rest: str = "    ")
 Entry = tuple[Any, Any]  # (the value, its shape: length of a sequence, members of a set, or None)
 
 
-def _snapshot(store: MutableMapping[Hashable, Any]) -> dict[Path, Entry]:
+def _snapshot(store: MutableMapping[Any, Any]) -> dict[Path, Entry]:
     """Every value reachable from the store by path (holding a reference keeps ids unique)."""
     found: dict[Path, Entry] = {}
     for key, value in list(store.items()):
@@ -262,7 +263,7 @@ class RaceWatch(MutableMapping[Hashable, Any]):
     the parent flow are safe. Found races collect in :attr:`races`, each reported once.
     """
 
-    def __init__(self, shared: MutableMapping[Hashable, Any]) -> None:
+    def __init__(self, shared: MutableMapping[Any, Any]) -> None:
         if not isinstance(shared, MutableMapping):
             raise TypeError(f"shared must be a dict (the shared store); got {type(shared).__name__}")
         self.store = shared
@@ -418,13 +419,14 @@ class _StepByStep(collections.abc.Coroutine):  # type: ignore[type-arg]
 def _every_task_stepped(watch: RaceWatch) -> Iterator[None]:
     """While the block runs, every task started on this loop runs step by step under ``watch``."""
     loop = asyncio.get_running_loop()
-    previous: Callable[..., Any] | None = loop.get_task_factory()
+    previous: Callable[..., asyncio.Future[Any]] | None = loop.get_task_factory()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
         if asyncio.iscoroutine(coro):
             coro = _StepByStep(coro, watch)
         if previous is not None:
-            return previous(loop, coro, **kwargs)
+            task: asyncio.Future[Any] = previous(loop, coro, **kwargs)
+            return task
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     loop.set_task_factory(factory)
@@ -435,7 +437,7 @@ def _every_task_stepped(watch: RaceWatch) -> Iterator[None]:
         watch._close()  # tasks still running from here on are no longer watched
 
 
-async def check_races_async(flow: AsyncFlow, shared: MutableMapping[Hashable, Any]) -> Races:
+async def check_races_async(flow: AsyncFlow, shared: MutableMapping[Any, Any]) -> Races:
     """:func:`check_races` for code already inside an event loop."""
     if not isinstance(flow, AsyncFlow) or not hasattr(flow, "_orch_async"):
         raise TypeError(f"flow must be a PocketFlow AsyncFlow such as an AsyncParallelBatchFlow; got {type(flow).__name__}")
@@ -453,7 +455,7 @@ async def check_races_async(flow: AsyncFlow, shared: MutableMapping[Hashable, An
             watch._ended(sub)
             _CURRENT.reset(token)
 
-    flow._orch_async = watched  # type: ignore[method-assign]  # an instance attribute wins over the class
+    flow._orch_async = watched  # an instance attribute wins over the class
     try:
         with _every_task_stepped(watch):
             await flow.run_async(watch)
@@ -462,7 +464,7 @@ async def check_races_async(flow: AsyncFlow, shared: MutableMapping[Hashable, An
     return watch.races
 
 
-def check_races(flow: AsyncFlow, shared: MutableMapping[Hashable, Any], *, clock: Clock = "virtual") -> Races:
+def check_races(flow: AsyncFlow, shared: MutableMapping[Any, Any], *, clock: Clock = "virtual") -> Races:
     """Run ``flow`` on ``shared`` and return every race between its concurrent sub-flows.
 
     ``flow`` is an ``AsyncParallelBatchFlow`` (or a :class:`~pocket_parallel.BoundedParallelBatchFlow`,

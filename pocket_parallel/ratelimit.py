@@ -16,12 +16,12 @@ import asyncio
 import weakref
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from aiolimiter import AsyncLimiter
 
-from ._validate import check_int, check_real
-from .llm import CallRecord
+from ._validate import check_bool, check_int, check_real
+from .trace import CallRecord
 
 
 class _DustFreeLimiter(AsyncLimiter):
@@ -91,19 +91,6 @@ class RateLimiter:
         return f"RateLimiter(requests={self.requests}, per={self.per:g})"
 
 
-def check_max_per_minute(value: Any, name: str = "max_per_minute") -> int | RateLimiter | None:
-    """Return a valid request-rate setting: an integer >= 1 (per minute), a RateLimiter, or None."""
-    if value is None or isinstance(value, RateLimiter):
-        return value
-    try:
-        return check_int(name, value, low=1, high=1_000_000_000)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be an integer >= 1 (requests per minute), a RateLimiter, or None for no limit; "
-            f"got {value!r}"
-        ) from None
-
-
 class Window(NamedTuple):
     """The busiest window of a trace: when it starts and how many requests it holds."""
 
@@ -123,8 +110,7 @@ def busiest_window(
     of those is counted; times are compared in whole microseconds, as the server does.
     """
     window = check_real("window", window, low=0.0, low_open=True)
-    if not isinstance(include_refused, bool):
-        raise TypeError(f"include_refused must be True or False; got {include_refused!r}")
+    check_bool("include_refused", include_refused)
     starts = sorted(_start_ticks(trace, include_refused))
     if not starts:
         return Window(0.0, 0)

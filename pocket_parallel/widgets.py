@@ -10,7 +10,7 @@ What keeps a redraw quick (measured: see ``Explorer.redraw_times``):
 - sliders send their value when released (``continuous_update=False``), so a drag is one
   change, not fifty that pile up;
 - the sequential run does not depend on C: it is run once per workload and reused;
-- the ideal curve is a closed form; the measured points of the curve (a handful of C
+- the reference curves are cheap to compute; the measured points of the curve (a handful of C
   values) are cached per workload, and in a notebook they are measured after the redraw,
   a point at a time, so they never hold up the picture of the current setting;
 - the picture is one figure kept between redraws (:class:`~pocket_parallel.plots.Overview`):
@@ -29,10 +29,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._validate import check_int, check_max_concurrency, check_real
+from . import _format
+from ._validate import check_int, check_limit, check_pair, check_real
 from .clock import run
 from .experiment import Comparison, compare_async
-from .plots import Overview, _seconds_text
+from .plots import Overview
 
 # C values measured for the curve of every workload (those below N, plus no limit).
 CURVE_LIMITS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)
@@ -50,23 +51,6 @@ _WORKLOADS_KEPT = 8  # cached workloads (sequential run and curve points), oldes
 _LABEL = {"description_width": "96px"}
 _ERROR_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4px"
 _NOTE_STYLE = "opacity:0.75;font-size:90%"
-
-
-def _check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> tuple[Any, Any]:
-    """A (low, high) pair inside [low, high] with low < high, else a ValueError naming ``name``."""
-    kind = "integers" if integer else "numbers"
-    message = f"{name} must be a pair (low, high) of {kind} with {low:g} <= low < high <= {high:g}; got {value!r}"
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(message)
-    a, b = value
-    for v in (a, b):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
-            raise ValueError(message)
-        if not math.isfinite(v) or v < low or v > high:
-            raise ValueError(message)
-    if not a < b:
-        raise ValueError(message)
-    return (int(a), int(b)) if integer else (float(a), float(b))
 
 
 def _step(low: float, high: float) -> float:
@@ -107,15 +91,15 @@ class Explorer(widgets.VBox):
         show_failures: bool | None = None,
         max_retries: int = 3,
     ) -> None:
-        items_lo, items_hi = _check_range("items_range", items_range, 1, _ITEMS_MAX, integer=True)
-        c_lo, c_hi = _check_range("concurrency_range", concurrency_range, 1, _CONCURRENCY_MAX, integer=True)
-        lat_lo, lat_hi = _check_range("latency_range", latency_range, 0.0, _LATENCY_MAX)
+        items_lo, items_hi = check_pair("items_range", items_range, low=1, high=_ITEMS_MAX, integer=True)
+        c_lo, c_hi = check_pair("concurrency_range", concurrency_range, low=1, high=_CONCURRENCY_MAX, integer=True)
+        lat_lo, lat_hi = check_pair("latency_range", latency_range, low=0.0, high=_LATENCY_MAX)
         if lat_lo <= 0:
             raise ValueError(f"latency_range must start above 0 (a call takes some time); got {latency_range!r}")
-        jit_lo, jit_hi = _check_range("jitter_range", jitter_range, 0.0, _JITTER_MAX)
-        fail_lo, fail_hi = _check_range("failure_range", failure_range, 0.0, _FAILURE_MAX)
+        jit_lo, jit_hi = check_pair("jitter_range", jitter_range, low=0.0, high=_JITTER_MAX)
+        fail_lo, fail_hi = check_pair("failure_range", failure_range, low=0.0, high=_FAILURE_MAX)
         items = check_int("items", items, low=items_lo, high=items_hi)
-        max_concurrency = check_max_concurrency(max_concurrency)
+        max_concurrency = check_limit("max_concurrency", max_concurrency)
         if max_concurrency is not None:
             max_concurrency = check_int("max_concurrency", max_concurrency, low=c_lo, high=c_hi)
         latency = check_real("latency", latency, low=lat_lo, high=lat_hi)
@@ -144,7 +128,7 @@ class Explorer(widgets.VBox):
                                            tooltip="mean seconds one call takes", **slider())
         self.jitter = widgets.FloatSlider(jitter, min=jit_lo, max=jit_hi, step=_step(jit_lo, jit_hi),
                                           description="jitter",
-                                          tooltip="spread of the latency as a share of its mean: 0.3 is about ± 30 %", **slider())
+                                          tooltip="spread of the latency: its standard deviation over its mean (log-normal)", **slider())
         self.failure_rate = widgets.FloatSlider(failure_rate, min=fail_lo, max=fail_hi, step=_step(fail_lo, fail_hi),
                                                 description="failure rate",
                                                 tooltip="share of attempts that fail; failed attempts are retried", **slider())
@@ -403,15 +387,16 @@ def _in_event_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _summary_html(result: Comparison, max_retries: int) -> str:
-    """The one-line summary: sequential time, parallel time, speedup, and the ideal, with units."""
+    """The one-line summary: sequential time, parallel time, speedup, and the references, with units."""
     limit = "no limit" if result.max_concurrency is None else f"at most {result.max_concurrency} in flight"
     parts = [
         f"<b>{result.items}</b> calls, {limit}:",
-        f"sequential <b>{_seconds_text(result.sequential_time)}</b>,",
-        f"parallel <b>{_seconds_text(result.parallel_time)}</b>,",
-        f"speedup <b>{result.speedup:.2f}×</b>",
-        f"(ideal {_seconds_text(result.ideal_parallel_time)}, {result.ideal_speedup:.2f}×;"
-        f" efficiency {result.efficiency:.0%}; peak {result.peak_in_flight} in flight)",
+        f"sequential <b>{_format.seconds(result.sequential_time)}</b>,",
+        f"parallel <b>{_format.seconds(result.parallel_time)}</b>,",
+        f"speedup <b>{_format.times(result.speedup)}</b>",
+        f"(in-order schedule {_format.seconds(result.schedule_time)};"
+        f" no schedule below {_format.seconds(result.lower_bound)}, {_format.times(result.max_speedup)};"
+        f" peak {result.peak_in_flight} in flight)",
     ]
     if result.failures:
         parts.append(f"— {len(result.failures)} items failed all {max_retries} attempts (kept as failures)")

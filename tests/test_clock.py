@@ -7,7 +7,11 @@ import time
 
 import pytest
 
-from pocket_parallel import VirtualDeadlockError, run
+from pocket_parallel import (
+    SimulatedLLM,
+    VirtualDeadlockError,
+    run,
+)
 
 
 async def slept(seconds: float) -> float:
@@ -90,3 +94,71 @@ def test_virtual_deadlock_is_an_error_not_a_hang():
     with pytest.raises(VirtualDeadlockError, match="deadlock"):
         run(waits_forever(), clock="virtual")
     assert time.perf_counter() - wall < 15
+
+
+import _thread
+import gc
+import logging
+import threading
+
+import pytest
+
+from tests.support import AskNode, prompts
+
+
+def _wait_for_run_workers(timeout: float = 5.0) -> None:
+    """Wait until run()'s worker threads have really ended.
+
+    On Python 3.11, a ``Thread.join`` interrupted by KeyboardInterrupt marks the thread as
+    stopped while it still runs (the bpo-45274 fix releases a lock the worker holds), so
+    ``run()``'s own join after the interrupt returns at once. The worker still cancels
+    everything; this waits for it by watching ``threading.enumerate()``, which lists a
+    thread until it truly ends.
+    """
+    deadline = time.monotonic() + timeout
+    while any(t.name == "pocket-parallel-run" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "run()'s worker thread did not end"
+        time.sleep(0.01)
+
+
+def _interrupt_after(seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, _thread.interrupt_main)  # what Ctrl-C or a kernel interrupt does
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("where", ["script", "notebook cell"])
+def test_keyboard_interrupt_through_run_stops_cleanly(where, caplog, capfd):
+    llm = SimulatedLLM(latency=0.1)
+    node = AskNode(llm, max_concurrency=2)
+    coro = node.run_async({"prompts": prompts(10)})  # 5 rounds of 0.1 s, real clock
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    timer = _interrupt_after(0.15)  # in the second round
+    try:
+        if where == "script":
+            with pytest.raises(KeyboardInterrupt):
+                run(coro, clock="real")
+        else:
+            # A notebook cell: a loop is already running in this thread, so run() uses a worker.
+            async def cell():
+                return run(coro, clock="real")
+
+            loop = asyncio.new_event_loop()
+            try:
+                task = loop.create_task(cell())
+                with pytest.raises(KeyboardInterrupt):
+                    loop.run_until_complete(task)
+                assert isinstance(task.exception(), KeyboardInterrupt)
+            finally:
+                loop.close()
+    finally:
+        timer.cancel()
+    _wait_for_run_workers()
+    gc.collect()
+    outcomes = node.outcomes
+    assert llm.stats.in_flight == 0 and llm.stats.cancelled >= 1
+    assert 1 <= len(outcomes.results) <= 8 and outcomes.pending == []
+    assert len(outcomes.results) + len(outcomes.cancelled) == 10
+    assert outcomes.results == [llm.answer_for(p) for p, _ in outcomes.succeeded]
+    assert "destroyed but it is pending" not in caplog.text + capfd.readouterr().err
+    assert "never retrieved" not in caplog.text

@@ -1,7 +1,8 @@
 """The student exercise notebooks are exactly what ``make exercises`` makes from the instructor notebooks.
 
-- fast: for every instructor notebook, the stubbed cells (sources, tags, ids) equal the committed
-  student notebook's, and no solution marker or solution region survives in a student notebook;
+- fast: for every instructor notebook, the stubbed cells (sources, tags, ids, nbgrader metadata)
+  equal the committed student notebook's, and no solution marker or solution region survives in a
+  student notebook;
 - slow (a few seconds per notebook): regenerating every student notebook on a fresh kernel gives
   the committed bytes exactly;
 - the stored outputs say what they should: every solution's check passed in the instructor
@@ -18,7 +19,13 @@ from typing import Any
 
 import nbformat
 import pytest
-from test_notebook_outputs import leaks, missing_kernelspec, unexecuted_cells, unexpected_errors
+
+from tests.test_notebook_outputs import (
+    leaks,
+    missing_kernelspec,
+    unexecuted_cells,
+    unexpected_errors,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -33,22 +40,26 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str]]]:
-    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", [])) for cell in notebook.cells]
+def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str], Any]]:
+    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", []), cell.metadata.get("nbgrader"))
+            for cell in notebook.cells]
 
 
 def _check_outputs(notebook: nbformat.NotebookNode, seeded: bool) -> list[str]:
     """The text shown by the cells tagged 'check' that call a check with (or without) a fixed seed.
 
-    A check prints nothing: its result, the cell's value, shows itself once (as Markdown, and as
-    wrapped plain text, which is what this returns).
+    A check prints nothing: its result shows itself once, as the cell's value or through
+    ``display(result)`` (as Markdown, and as wrapped plain text, which is what this returns). A
+    test cell then asserts on it, which adds an error output until the check passes.
     """
     found = []
     for cell in notebook.cells:
         if cell.cell_type == "code" and "check" in cell.metadata.get("tags", []) and ("seed=" in cell.source) == seeded:
-            assert [o.output_type for o in cell.outputs] == ["execute_result"], cell.outputs
-            assert set(cell.outputs[0].data) == {"text/plain", "text/markdown"}
-            found.append(cell.outputs[0].data["text/plain"])
+            shown = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+            assert len(shown) == 1 and all(o.output_type in ("execute_result", "display_data", "error")
+                                           for o in cell.outputs), cell.outputs
+            assert set(shown[0].data) == {"text/plain", "text/markdown"}
+            found.append(shown[0].data["text/plain"])
     return found
 
 

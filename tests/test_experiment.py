@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, compare, ideal_makespan, sweep
-from conftest import AskNode, prompts
-from pocket_parallel import run
+from pocket_parallel import SimulatedLLM, compare, run, sweep
+from pocket_parallel.experiment import makespan_lower_bound, semaphore_makespan
+from tests.support import AskNode, prompts
 
 
 def micro(seconds: float) -> int:
@@ -42,7 +42,8 @@ def test_unlimited_makespan_is_the_longest_call(latencies_ms):
     llm = _FixedLatencyLLM(durations)
     node = AskNode(llm, max_concurrency=None)
     elapsed = run(_timed(node, llm.prompts), clock="virtual")
-    assert micro(elapsed) == micro(max(durations)) == micro(ideal_makespan(durations))
+    assert micro(elapsed) == micro(max(durations)) == micro(makespan_lower_bound(durations))
+    assert micro(semaphore_makespan(durations)) == micro(elapsed)
 
 
 @settings(max_examples=30, deadline=None)
@@ -61,8 +62,8 @@ def test_limited_makespan_is_between_the_bound_and_the_greedy_guarantee(latencie
     for d in durations:
         i = slots.index(min(slots))
         slots[i] += d
-    assert micro(elapsed) == micro(max(slots))
-    bound = ideal_makespan(durations, limit)
+    assert micro(elapsed) == micro(max(slots)) == micro(semaphore_makespan(durations, limit))
+    bound = makespan_lower_bound(durations, limit)
     assert micro(bound) <= micro(elapsed) <= micro(sum(durations) / limit + max(durations))
 
 
@@ -87,14 +88,53 @@ async def _timed(node, items):
     return loop.time() - start
 
 
-def test_ideal_makespan_closed_forms():
-    assert ideal_makespan([1.0] * 10, 3) == 4.0
-    assert ideal_makespan([1.0] * 10, None) == 1.0
-    assert ideal_makespan([5.0, 1.0, 1.0], 2) == 5.0
-    assert ideal_makespan([2.0, 2.0, 1.0, 1.0], 2) == 3.0
-    assert ideal_makespan([], 4) == 0.0
+def test_lower_bound_closed_forms():
+    assert makespan_lower_bound([1.0] * 10, 3) == 4.0
+    assert makespan_lower_bound([1.0] * 10, None) == 1.0
+    assert makespan_lower_bound([5.0, 1.0, 1.0], 2) == 5.0
+    assert makespan_lower_bound([2.0, 2.0, 1.0, 1.0], 2) == 3.0
+    assert makespan_lower_bound([], 4) == 0.0
     with pytest.raises(ValueError, match="max_concurrency"):
-        ideal_makespan([1.0], 0)
+        makespan_lower_bound([1.0], 0)
+    with pytest.raises(ValueError, match="latencies"):
+        makespan_lower_bound([1.0, -2.0], 2)
+
+
+def test_the_lower_bound_does_not_jump_when_latencies_barely_differ():
+    # max(max L, sum L / C) gives 2.0 for [1, 1, 1] but 1.5 for [1, 1, 1.000001] on two slots:
+    # a run as good as any schedule would read as 75 % efficient. Two of the three longest
+    # calls must share a slot, so no schedule beats 2 s in either case.
+    assert makespan_lower_bound([1.0, 1.0, 1.0], 2) == 2.0
+    assert makespan_lower_bound([1.0, 1.0, 1.000001], 2) == pytest.approx(2.0)
+    result = compare(6, 5, latency=1.0, jitter=0.01)
+    assert result.lower_bound == pytest.approx(result.parallel_time, rel=0.02)
+    assert result.efficiency == pytest.approx(1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    latencies_ms=st.lists(st.integers(min_value=1, max_value=3_000), min_size=1, max_size=7),
+    limit=st.integers(min_value=1, max_value=3),
+)
+def test_the_lower_bound_never_exceeds_the_best_schedule(latencies_ms, limit):
+    # The best schedule, found by trying every assignment of calls to slots (small cases only).
+    import itertools
+
+    durations = [ms / 1000 for ms in latencies_ms]
+    slots = min(limit, len(durations))
+    best = min(
+        max(math.fsum(d for d, s in zip(durations, assignment) if s == slot) for slot in range(slots))
+        for assignment in itertools.product(range(slots), repeat=len(durations))
+    )
+    assert micro(makespan_lower_bound(durations, limit)) <= micro(best)
+    assert micro(best) <= micro(semaphore_makespan(durations, limit))
+
+
+def test_semaphore_makespan_closed_forms():
+    assert semaphore_makespan([1.0] * 10, 3) == 4.0
+    assert semaphore_makespan([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert semaphore_makespan([1.0, 1.0, 3.0], 2) == 4.0  # input order: the long call starts last
+    assert semaphore_makespan([], 2) == 0.0
 
 
 def test_comparison_fields_and_traces():
@@ -104,9 +144,9 @@ def test_comparison_fields_and_traces():
     assert min(r.start for r in result.trace) == pytest.approx(0.0)
     assert max(r.end for r in result.trace) == pytest.approx(result.parallel_time)
     assert result.speedup == pytest.approx(result.sequential_time / result.parallel_time)
-    assert result.ideal_parallel_time <= result.parallel_time + 1e-9
+    assert result.lower_bound <= result.schedule_time <= result.parallel_time + 1e-9
     assert 0 < result.efficiency <= 1.0 + 1e-9
-    assert result.ideal_speedup >= result.speedup - 1e-9
+    assert result.max_speedup >= result.speedup - 1e-9
     assert len(result.results) == 12 and result.failures == ()
     assert "s" in result.summary() and "speedup" in result.summary()
 
@@ -124,6 +164,22 @@ def test_failed_items_are_kept_not_dropped():
     assert result.failures, "with 40 % failures and 2 attempts some items must fail"
     assert len(result.results) + len(result.failures) == 200
     assert all(f.attempts == 2 for f in result.failures)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_virtual_run_lands_exactly_on_the_in_order_schedule(seed):
+    result = compare(40, 6, latency=1.0, jitter=0.8, failure_rate=0.3, seed=seed)
+    assert micro(result.parallel_time) == micro(result.schedule_time)
+    assert result.efficiency == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_workload_or_its_settings_give_the_same_comparison():
+    from pocket_parallel import Workload
+
+    typed = compare(12, 4, latency=0.5, jitter=0.4, seed=3)
+    assert compare(Workload(12, latency=0.5, jitter=0.4, seed=3), 4) == typed
+    assert compare(items=12, max_concurrency=4, latency=0.5, jitter=0.4, seed=3) == typed
+    assert typed.workload == Workload(items=12, latency=0.5, jitter=0.4, seed=3)
 
 
 def test_sweeps():
@@ -146,6 +202,7 @@ def test_sweeps():
         (lambda: sweep("items", []), "values"),
         (lambda: sweep("items", [0, 1]), "items"),
         (lambda: sweep("items", [1], items=3), "items"),
+        (lambda: sweep("max_concurrency", [1], max_concurrency=3), "max_concurrency"),
     ],
 )
 def test_bad_arguments_are_named(call, message):

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from pocket_parallel import run, write_atomic, write_atomic_async
+from pocket_parallel import run, write_atomic_async
+from pocket_parallel.files import write_atomic
 
 
 def leftovers(folder) -> list[str]:

@@ -11,19 +11,22 @@ import pytest
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
-from pocket_parallel import CallRecord, compare, ideal_makespan, sweep
+from pocket_parallel import compare, sweep
+from pocket_parallel.experiment import makespan_lower_bound, semaphore_makespan
 from pocket_parallel.plots import (
     PALETTE,
     CourseFigure,
     Overview,
+    bound_curve,
     call_bars,
-    ideal_curve,
     makespan_vs_concurrency,
     overview,
     race_timelines,
+    schedule_curve,
     speedup_vs_items,
     timeline,
 )
+from pocket_parallel.trace import CallRecord
 
 matplotlib.use("Agg")
 
@@ -73,10 +76,15 @@ def test_speedup_vs_items_draws_the_three_curves_with_units():
     figure = speedup_vs_items(results)
     (ax,) = figure.axes
     lines = {line.get_label(): line for line in ax.lines}
-    assert set(lines) == {"sequential (measured)", "parallel (measured)", "parallel ideal"}
+    assert set(lines) == {"sequential (measured)", "parallel (measured)", "in-order schedule, no overhead"}
     assert list(lines["sequential (measured)"].get_ydata()) == [0.5, 5.0, 25.0]
     assert list(lines["parallel (measured)"].get_ydata()) == [0.5, 1.0, 5.0]
-    assert list(lines["parallel ideal"].get_xdata()) == [1, 10, 50]
+    assert list(lines["in-order schedule, no overhead"].get_xdata()) == [1, 10, 50]
+    assert list(lines["in-order schedule, no overhead"].get_ydata()) == [0.5, 1.0, 5.0]
+    # The reference is drawn under the measured points and wider, so both stay visible.
+    reference, measured = lines["in-order schedule, no overhead"], lines["parallel (measured)"]
+    assert ax.lines.index(reference) < ax.lines.index(measured)
+    assert reference.get_linewidth() > 2 * measured.get_linewidth()
     assert ax.get_xlabel() == "items N (LLM calls)" and ax.get_ylabel() == "makespan (s)"
     title = ax.get_title()
     assert "N = 1–50" in title and "C = 5" in title and "latency 0.5 s" in title
@@ -101,7 +109,7 @@ def test_makespan_vs_concurrency_points_ideal_and_current(limit_sweep):
     # The unlimited run sits at C = N = 12; times are exact on the virtual clock.
     assert list(measured.get_xdata()) == [1, 2, 5, 12]
     assert list(measured.get_ydata()) == [6.0, 3.0, 1.5, 0.5]
-    ideal = lines["ideal: ⌈N / C⌉ × L"]  # equal latencies: the bound is reached exactly
+    ideal = lines["best possible: ⌈N / C⌉ × L"]  # equal latencies: no schedule does better
     assert list(ideal.get_xdata()) == list(range(1, 13))
     assert list(ideal.get_ydata()) == [math.ceil(12 / c) * 0.5 for c in range(1, 13)]
     assert lines["sequential: 6 s"].get_ydata()[0] == 6.0
@@ -140,13 +148,23 @@ def test_short_log_ranges_get_every_digit():
     assert tick_texts(ax.yaxis) == ["3", "4", "5", "6", "7", "8"]
 
 
-def test_ideal_curve_matches_ideal_makespan_with_uneven_latencies():
+def test_reference_curves_match_their_formulas_with_uneven_latencies():
     result = compare(40, 4, latency=1.0, jitter=0.8, seed=2)
     work = [r.duration for r in result.trace]
     limits = [1, 2, 3, 7, 13, 39, 40, 41, 100]
-    assert ideal_curve(result, limits) == pytest.approx([ideal_makespan(work, c) for c in limits], rel=1e-12)
-    with pytest.raises(ValueError, match="limits"):
-        ideal_curve(result, [0])
+    assert bound_curve(result, limits) == pytest.approx([makespan_lower_bound(work, c) for c in limits], rel=1e-12)
+    assert schedule_curve(result, limits) == pytest.approx(
+        [semaphore_makespan(result.item_work, c) for c in limits], rel=1e-12)
+    assert schedule_curve(result, [4]) == pytest.approx([result.parallel_time], abs=1e-6)
+    for curve in (bound_curve, schedule_curve):
+        with pytest.raises(ValueError, match="limits"):
+            curve(result, [0])
+
+
+def test_uneven_latencies_draw_both_references(limit_sweep):
+    results = sweep("max_concurrency", [1, 3, None], items=12, latency=0.5, jitter=0.6, seed=1)
+    labels = {line.get_label() for line in makespan_vs_concurrency(results, current=3).axes[0].lines}
+    assert {"in-order schedule, no overhead", "lower bound: no schedule is faster"} <= labels
 
 
 # -- timelines ------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import types
 import pytest
 from pocketflow import AsyncBatchFlow, AsyncFlow, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode
 
-from pocket_parallel import BoundedParallelBatchFlow, Race, RaceWatch, SimulatedLLM, check_races, check_races_async, run
-from pocket_parallel.races import Attribute, Member, Races
+from pocket_parallel import BoundedParallelBatchFlow, SimulatedLLM, check_races, run
+from pocket_parallel.races import Attribute, Member, Race, Races, RaceWatch, check_races_async
 
 DOCS = ["alpha report", "beta memo", "gamma notes"]
 

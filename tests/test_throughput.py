@@ -7,7 +7,9 @@ import math
 import pytest
 from matplotlib.figure import Figure
 
-from pocket_parallel import Backoff, ThroughputPoint, find_knee, measure_throughput, plot_throughput
+from pocket_parallel import Backoff, find_knee, measure_throughput
+from pocket_parallel.plots import plot_throughput
+from pocket_parallel.throughput import ThroughputPoint
 
 VALUES = [1, 2, 4, 8, 16, 32]
 
@@ -20,7 +22,7 @@ def curve() -> list[ThroughputPoint]:
 def test_below_the_limit_throughput_is_exactly_c_over_latency(curve):
     for point in curve[:4]:  # C = 1, 2, 4, 8 all divide 200
         assert point.makespan == 200 / point.concurrency
-        assert point.throughput == point.concurrency == point.ideal_throughput
+        assert point.throughput == point.concurrency == point.max_throughput
         assert (point.completed, point.failed, point.rate_limited, point.requests) == (200, 0, 0, 200)
 
 
@@ -31,7 +33,7 @@ def test_past_the_limit_extra_concurrency_buys_refusals_not_speed(curve):
         assert point.rate_limited > 0 and point.completed == 200 and point.failed == 0
         assert point.requests == 200 + point.rate_limited
         assert point.throughput < by_c[8].throughput  # retries and their waits leave slots idle
-        assert point.ideal_throughput == 8.0
+        assert point.max_throughput == 8.0
     assert by_c[32].rate_limited > by_c[16].rate_limited
 
 
@@ -56,9 +58,9 @@ def test_with_too_few_retries_items_fail_and_are_counted():
     assert point.refused_share == point.rate_limited / point.requests > 0.5
 
 
-def test_a_requests_per_minute_service_caps_the_long_run_ideal():
+def test_a_requests_per_minute_service_caps_the_long_run_bound():
     points = measure_throughput([1, 4], items=20, latency=1.0, max_concurrent=None, requests_per_minute=120)
-    assert [p.ideal_throughput for p in points] == [1.0, 2.0]  # 120 per minute: 2 per second
+    assert [p.max_throughput for p in points] == [1.0, 2.0]  # 120 per minute: 2 per second
     # 20 requests fit in one window: a short batch may run faster than the long-run rate.
     assert (points[1].completed, points[1].rate_limited, points[1].throughput) == (20, 0, 4.0)
 

@@ -9,8 +9,9 @@ import html
 import ipywidgets
 import pytest
 
-from pocket_parallel import Comparison, compare, explorer
+from pocket_parallel import compare, explorer
 from pocket_parallel import widgets as explorer_module
+from pocket_parallel.experiment import Comparison
 from pocket_parallel.widgets import CURVE_LIMITS, Explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -57,12 +58,13 @@ def test_default_explorer_matches_compare():
     assert w.result == compare(50, 10, latency=1.0, jitter=0.3)
 
 
-def test_the_summary_states_times_speedup_and_ideal_with_units(small):
+def test_the_summary_states_times_speedup_and_references_with_units(small):
     r = small.result
     text = small.summary.value
     for part in (f"{r.items}</b> calls", "at most 3 in flight", f"sequential <b>{r.sequential_time:.3g} s</b>",
                  f"parallel <b>{r.parallel_time:.3g} s</b>", f"speedup <b>{r.speedup:.2f}×</b>",
-                 f"ideal {r.ideal_parallel_time:.3g} s, {r.ideal_speedup:.2f}×"):
+                 f"in-order schedule {r.schedule_time:.3g} s", f"no schedule below {r.lower_bound:.3g} s",
+                 f"{r.max_speedup:.2f}×"):
         assert part in text
 
 

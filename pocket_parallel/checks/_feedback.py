@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._validate import check_int
+from ..backend import set_default_llm
 from ..clock import Clock, VirtualDeadlockError, run
-from ..llm import SimulatedLLM, set_default_llm
+from ..llm import SimulatedLLM
 from ._display import markdown, plain_text, sentence_case
 from ._quiet import quiet
 
@@ -138,7 +139,7 @@ def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | N
 
 _LIBRARY_DIRS = tuple(
     str(Path(p).resolve())
-    for p in {Path(__file__).resolve().parent.parent, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
+    for p in {str(Path(__file__).resolve().parent.parent), *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
 )
 
 

@@ -28,17 +28,16 @@ class CheckLLM(SimulatedLLM):
 
     ``latencies`` maps prompts to their latency in seconds (other prompts draw one as usual);
     every attempt at a prompt in ``broken`` fails, and the first ``flaky[prompt]`` attempts at
-    a prompt in ``flaky`` fail. ``blocking_calls`` counts calls to the blocking :meth:`call`,
+    a prompt in :attr:`flaky` (empty at first) fail. ``blocking_calls`` counts calls to the blocking :meth:`call`,
     which is refused (on the virtual clock it would really sleep); ``refused`` counts
     rate-limit refusals by the limit that refused them.
     """
 
-    def __init__(self, *, latencies: Mapping[str, float] | None = None, broken: Iterable[str] = (),
-                 flaky: Mapping[str, int] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, latencies: Mapping[str, float] | None = None, broken: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latencies = dict(latencies or {})
         self.broken = frozenset(broken)
-        self.flaky = dict(flaky or {})
+        self.flaky: dict[str, int] = {}
         self.blocking_calls = 0
         self.refused: Counter[str] = Counter()
 

@@ -24,10 +24,20 @@ from numbers import Real
 from typing import Any
 
 from ..clock import run
-from ..experiment import AskEach
+from ..experiment import AskEach, makespan_lower_bound
 from . import _compute_only
 from ._compute_only import RanSomething, TooSlow, call_computing_only
-from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, plural, run_check, sec, stub_hint
+from ._feedback import (
+    CheckResult,
+    Fail,
+    NotAttempted,
+    describe,
+    not_attempted_in,
+    plural,
+    run_check,
+    sec,
+    stub_hint,
+)
 from ._service import CheckLLM, latencies, list_schedule, rounds_schedule
 
 Case = tuple[list[float], "int | None"]
@@ -99,6 +109,7 @@ def _shortcuts(lats: list[float], limit: int | None) -> dict[str, float]:
     if limit is not None and 1 < limit < count:
         size = math.ceil(count / limit)
         found["bound"] = max(max(lats), total / limit)
+        found["tighter bound"] = makespan_lower_bound(lats, limit)
         found["share"] = total / limit
         found["rounds"] = rounds_schedule(lats, limit)
         found["rounds of the longest"] = math.ceil(count / limit) * max(lats)
@@ -233,9 +244,10 @@ def _explain(prediction: float, lats: list[float], limit: int | None) -> str:
 
 # What each tempting shortcut gets wrong, in the order to test them (the first match is named).
 _MISTAKES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("bound", "share"), "Your prediction is the lower bound max(longest call, total / C), which only a perfect "
-                         "packing reaches. The semaphore does not pack: it takes the items in input order, each "
-                         "in the first slot that frees up. "),
+    (("bound", "tighter bound", "share"), "Your prediction is a lower bound, such as max(longest call, total / C): "
+                                          "no schedule can finish sooner, and only a perfect packing reaches it. "
+                                          "The semaphore does not pack: it takes the items in input order, each in "
+                                          "the first slot that frees up. "),
     (("rounds",), "You grouped the calls into rounds of C, each as long as its slowest call. A semaphore does "
                   "not wait for a whole round: the moment any call ends, the next item takes its slot. "),
     (("rounds of the longest", "rounds of the mean"), "Rounds of C calls are right only when every call takes "

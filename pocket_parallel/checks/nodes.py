@@ -10,8 +10,25 @@ from typing import Any
 from pocketflow import AsyncFlow, AsyncNode
 
 from ..llm import TransientLLMError
-from ._feedback import CheckResult, Fail, build, clip, plural, run_check, run_student, sec
-from ._service import LANGUAGES, CheckLLM, documents_with_distinct_summaries, latencies, list_schedule, rounds_schedule, sentence
+from ._feedback import (
+    CheckResult,
+    Fail,
+    build,
+    clip,
+    plural,
+    run_check,
+    run_student,
+    sec,
+)
+from ._service import (
+    LANGUAGES,
+    CheckLLM,
+    documents_with_distinct_summaries,
+    latencies,
+    list_schedule,
+    rounds_schedule,
+    sentence,
+)
 
 _TOLERANCE = 1e-6  # seconds: the virtual clock ticks in microseconds
 
@@ -205,10 +222,11 @@ def _faulty_round(node_class: type, rng: random.Random, shared: dict[str, Any], 
     name = node_class.__name__
     broken, *flaky = rng.sample(range(len(prompts)), 3)
     llm = CheckLLM(latencies=dict(zip(prompts, seconds)), latency=1.0, seed=rng.randrange(2**31),
-                   broken=[prompts[broken]], flaky={prompts[i]: 1 for i in flaky})
+                   broken=[prompts[broken]])
+    llm.flaky.update({prompts[i]: 1 for i in flaky})
     node = build(node_class, name, max_concurrency=limit)
     node.max_retries, node.wait = RETRIES, 0
-    node.exec_fallback_async = _fallback  # type: ignore[attr-defined]  # an instance attribute, as PocketFlow reads it
+    node.exec_fallback_async = _fallback  # an instance attribute: PocketFlow's _exec reads it from self
     run_student(AsyncFlow(start=node).run_async(shared), name,
                 f"{doing}, with max_retries={RETRIES} and an exec_fallback_async set on it",
                 llm=llm, guard=60 + 10 * RETRIES * sum(seconds), advice=_retry_advice(node_class))

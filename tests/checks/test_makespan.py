@@ -15,9 +15,10 @@ import time
 import pytest
 from pocketflow import AsyncParallelBatchNode
 
-from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, compare, ideal_makespan, run
+from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, compare, run
 from pocket_parallel.checks import _compute_only, check_makespan_prediction
 from pocket_parallel.checks._service import list_schedule
+from pocket_parallel.experiment import makespan_lower_bound
 
 from .notebook_code import (
     EX3,
@@ -66,8 +67,8 @@ def rounds_of_c(latencies, max_concurrency):
 
 
 def library_ideal(latencies, max_concurrency):
-    """pocket_parallel.ideal_makespan: exact for equal latencies, only a bound otherwise."""
-    return ideal_makespan(latencies, max_concurrency)
+    """pocket_parallel.experiment.makespan_lower_bound: exact for equal latencies, only a bound otherwise."""
+    return makespan_lower_bound(latencies, max_concurrency)
 
 
 def dealt_in_turn(latencies, max_concurrency):

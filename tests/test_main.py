@@ -1,4 +1,5 @@
-"""The terminal demo: a table on good input, a usage message and exit status 2 on bad input."""
+"""The terminal demo: python -m pocket_parallel."""
+
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ def test_virtual_demo_prints_the_table(capsys):
     assert main(["--items", "20", "--latency", "0.2", "--concurrency", "5", "--virtual"]) == 0
     out = capsys.readouterr().out
     assert "20 calls of 0.2 s" in out and "virtual clock" in out
-    assert "sequential  4.000 s" in out
-    assert "parallel    0.800 s    5.00x" in out
-    assert "efficiency: 100% of the ideal; peak in flight: 5 calls" in out
+    assert "sequential         4.000 s    1.00x  measured" in out
+    assert "parallel           0.800 s    5.00x  measured" in out
+    assert "in-order schedule  0.800 s    5.00x" in out and "lower bound        0.800 s    5.00x" in out
+    assert "efficiency: 100% of the in-order schedule's pace (the rest is overhead); peak in flight: 5 calls" in out
 
 
 def test_real_demo_and_plot(tmp_path, capsys):

@@ -1,0 +1,50 @@
+"""Every number and time the course prints, formatted one way: the experiment, plots, widgets and checks share it."""
+
+from __future__ import annotations
+
+
+def seconds(value: float) -> str:
+    """Seconds to three significant digits, whole seconds from 100 up: ``0.25 s``, ``12.3 s``, ``1,128 s``."""
+    return f"{value:.3g} s" if value < 100 else f"{value:,.0f} s"
+
+
+def exact_seconds(value: float) -> str:
+    """Seconds with every digit the virtual clock keeps (microseconds): ``3.5 s``, ``0.250001 s``."""
+    return f"{round(value, 6):g} s"
+
+
+def times(value: float, digits: int = 2) -> str:
+    """A ratio such as a speedup: ``5.43×``."""
+    return f"{value:.{digits}f}×"
+
+
+def percent(value: float) -> str:
+    """A share as a whole percentage: ``97 %``."""
+    return f"{value * 100:.0f} %"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``"1 call"``, ``"3 calls"``."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def limit(value: int | None) -> str:
+    """A concurrency limit: ``"C = 5"``, or ``"no limit"``."""
+    return "no limit" if value is None else f"C = {value}"
+
+
+def latency(mean: float, jitter: float) -> str:
+    """A latency and its spread: ``"latency 1 s"``, ``"latency 1 s, jitter 0.3"``."""
+    text = f"latency {mean:g} s"
+    return text + (f", jitter {jitter:g}" if jitter else "")
+
+
+def plain(value: float) -> str:
+    """A number as plain digits for an axis: ``0.5``, ``20``, ``5,000`` (never ``5e+03``)."""
+    return f"{value:,.0f}" if value >= 10_000 else f"{value:g}"
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"

@@ -1,0 +1,458 @@
+"""PocketFlow's parallel node and flow, with limits that hold wherever they run.
+
+The chapter's ``RateLimitedParallelNode`` overrides ``run_async``. An ``AsyncFlow`` never
+calls ``run_async`` on its nodes: it calls ``_run_async``, which calls ``_exec``. So inside a
+flow the override is skipped and every item starts at once. The classes here limit the
+per-item step itself, PocketFlow's ``AsyncNode._exec`` (``exec_async`` with ``max_retries``,
+``wait`` and ``exec_fallback_async``), the one step both paths go through, and run it on
+the bounded-batch engine (:mod:`pocket_parallel._engine`): at most C items in flight, the
+next item starting the moment a slot frees, in input order.
+
+On top of that they can pace requests (``max_per_minute``), back off between attempts
+(``backoff``), give each attempt a deadline (``timeout``) and the whole batch one
+(``deadline``), keep failed items as :class:`~pocket_parallel.Failure` records instead of
+stopping at the first error (``collect_failures``), and keep the outcome of every item
+reachable in ``.outcomes`` even when the run is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from pocketflow import (
+    AsyncNode,
+    AsyncParallelBatchFlow,
+    AsyncParallelBatchNode,
+    BaseNode,
+)
+
+from ._engine import ItemFailed, Slot, run_batch
+from ._validate import (
+    check_backoff,
+    check_bool,
+    check_int,
+    check_limit,
+    check_max_per_minute,
+    check_max_tokens_per_minute,
+    check_optional_seconds,
+    check_real,
+)
+from .collect import DeadlineExceeded, Failure, Outcomes
+from .ratelimit import RateLimiter
+from .retry import Backoff
+from .tokens import TokenBudget
+
+T = TypeVar("T")
+_FROM_CLASS: Any = object()  # "not given": use the value in the class body
+
+
+def _setting(obj: Any, name: str, given: Any) -> Any:
+    """The argument if given, else the class attribute."""
+    return getattr(type(obj), name, None) if given is _FROM_CLASS else given
+
+
+def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
+    """An async context manager each attempt enters (an ``asyncio.Semaphore``, say), or None."""
+    if value is None:
+        return None
+    if not (hasattr(value, "__aenter__") and hasattr(value, "__aexit__")):
+        raise TypeError(
+            f"gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
+            f"with other nodes, or None; got {value!r}"
+        )
+    gate: AbstractAsyncContextManager[Any] = value
+    return gate
+
+
+def _check_tokens_for(value: Any, budget: Any) -> Callable[[Any], int] | None:
+    """The per-item token estimate: required with a token budget, a callable in any case."""
+    if value is None:
+        if budget is not None:
+            raise ValueError(
+                "tokens_for must be given with max_tokens_per_minute: a function from an item to the tokens "
+                "its request will use, prompt plus answer (e.g. lambda prompt: estimate_tokens(prompt) + 200)"
+            )
+        return None
+    if not callable(value):
+        raise TypeError(f"tokens_for must be a function from an item to its estimated tokens; got {value!r}")
+    estimate: Callable[[Any], int] = value
+    return estimate
+
+
+def _check_backoff_and_wait(value: Any, wait: float) -> Backoff | None:
+    backoff: Backoff | None = check_backoff(value)
+    if backoff is not None and wait > 0:
+        raise ValueError(
+            f"give wait (a constant pause) or backoff (growing, jittered pauses), not both; "
+            f"got wait={wait!r} and backoff={backoff!r}"
+        )
+    return backoff
+
+
+class _RunState:
+    """Mutable state shared by a node and the shallow copies an ``AsyncFlow`` runs.
+
+    A flow runs ``copy.copy(node)``, so attributes set during the run land on the copy.
+    This one object is shared by the original and every copy, so ``node.outcomes`` on the
+    node you built shows the latest run, wherever it ran.
+    """
+
+    def __init__(self) -> None:
+        self.outcomes: Outcomes | None = None
+        self.limiter: RateLimiter | None = None
+        self.budget: TokenBudget | None = None
+
+    def rate_limiter(self, setting: Any) -> RateLimiter | None:
+        value = check_max_per_minute(setting)
+        if value is None or isinstance(value, RateLimiter):
+            return value
+        if self.limiter is None or self.limiter.requests != value:  # reused across runs: one budget
+            self.limiter = RateLimiter(value, per=60.0)
+        return self.limiter
+
+    def token_budget(self, setting: Any) -> TokenBudget | None:
+        value = check_max_tokens_per_minute(setting)
+        if value is None or isinstance(value, TokenBudget):
+            return value
+        if self.budget is None or self.budget.tokens_per_minute != value:  # reused across runs: one budget
+            self.budget = TokenBudget(value)
+        return self.budget
+
+
+def _run_state(obj: Any) -> _RunState:
+    """The node's or flow's shared run state, made on first use if its __init__ was skipped."""
+    state: _RunState | None = obj.__dict__.get("_state")
+    if state is None:  # a subclass whose __init__ did not call ours
+        state = obj._state = _RunState()
+    return state
+
+
+def _deadline(seconds: float | None) -> float | None:
+    """The loop time ``seconds`` from now, or None."""
+    return None if seconds is None else asyncio.get_running_loop().time() + seconds
+
+
+class AttemptTimeout(TimeoutError):
+    """An attempt ran past the node's ``timeout`` and was cancelled; PocketFlow's loop may retry it."""
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(seconds: float, awaitable: Awaitable[T], attempt: int) -> T:
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():  # ours, not a TimeoutError from inside the attempt
+                raise AttemptTimeout(f"attempt {attempt} took longer than the timeout of {seconds:g} s") from None
+            raise
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(seconds: float, awaitable: Awaitable[T], attempt: int) -> T:
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait([task], timeout=seconds)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AttemptTimeout(f"attempt {attempt} took longer than the timeout of {seconds:g} s")
+        return task.result()
+
+
+class _Pacing:
+    """What every attempt waits for, in order: the shared gate, the request budget, the token budget."""
+
+    __slots__ = ("rate", "budget", "tokens_for", "gate")
+
+    def __init__(
+        self, rate: RateLimiter | None, budget: TokenBudget | None, tokens_for: Callable[[Any], int] | None,
+        gate: AbstractAsyncContextManager[Any] | None,
+    ) -> None:
+        self.rate, self.budget, self.tokens_for, self.gate = rate, budget, tokens_for, gate
+
+    @property
+    def active(self) -> bool:
+        return self.rate is not None or self.budget is not None or self.gate is not None
+
+    async def wait_turn(self, item: Any) -> None:
+        if self.rate is not None:
+            await self.rate.acquire()
+        if self.budget is not None and self.tokens_for is not None:
+            await self.budget.acquire(self.tokens_for(item))
+
+
+class _Attempts:
+    """Stands in for the node as ``self`` in PocketFlow's per-item retry loop, ``AsyncNode._exec``.
+
+    That loop calls ``self.exec_async`` once per attempt and reads ``max_retries``, ``wait``
+    and ``exec_fallback_async`` from ``self`` (newer PocketFlow also sets ``self.cur_retry``).
+    This stand-in hands those through to the node, except ``exec_async``, which it wraps:
+    before each attempt it sleeps the backoff owed for the previous failure (lending its
+    concurrency slot meanwhile if it was given one to lend), then takes a token from the
+    rate limiter, then calls the
+    node's own ``exec_async`` within the attempt's ``timeout``. PocketFlow's loop still
+    decides how many attempts there are and what happens after the last one.
+    """
+
+    __slots__ = ("_node", "_key", "_pacing", "_backoff", "_timeout", "_slot", "attempts", "last_error")
+
+    def __init__(
+        self, node: AsyncNode, key: int, pacing: _Pacing, backoff: Backoff | None,
+        timeout: float | None, slot: Slot | None,
+    ) -> None:
+        self._node, self._key, self._pacing, self._backoff = node, key, pacing, backoff
+        self._timeout, self._slot = timeout, slot
+        self.attempts = 0
+        self.last_error: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._node, name)
+
+    @property
+    def cur_retry(self) -> Any:
+        return self._node.cur_retry
+
+    @cur_retry.setter
+    def cur_retry(self, value: Any) -> None:
+        self._node.cur_retry = value  # newer PocketFlow numbers attempts on the node itself
+
+    async def exec_async(self, prep_res: Any) -> Any:
+        if self.attempts and self._backoff is not None:
+            delay = self._backoff.delay(self.attempts, self.last_error, self._key)
+            if math.isinf(delay):  # the server said waiting never helps: fail without a request
+                self.attempts += 1
+                raise self.last_error  # type: ignore[misc]
+            if self._slot is None:
+                await asyncio.sleep(delay)
+            else:
+                async with self._slot.lent():  # asleep, the item is no call in flight: another may start
+                    await asyncio.sleep(delay)
+        self.attempts += 1
+        gate = self._pacing.gate
+        try:
+            if gate is None:
+                return await self._attempt(prep_res)
+            async with gate:
+                return await self._attempt(prep_res)
+        except Exception as error:
+            self.last_error = error
+            raise
+
+    async def _attempt(self, prep_res: Any) -> Any:
+        await self._pacing.wait_turn(prep_res)
+        if self._timeout is None:
+            return await self._node.exec_async(prep_res)
+        return await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
+
+
+class BoundedParallelBatchNode(AsyncParallelBatchNode):
+    """PocketFlow's ``AsyncParallelBatchNode`` with at most ``max_concurrency`` items in flight.
+
+    Use it exactly like ``AsyncParallelBatchNode`` (``prep_async`` returns the items,
+    ``exec_async`` handles one, ``post_async`` gets the results in input order), and give
+    the limits at construction or in the class body::
+
+        class Summarize(BoundedParallelBatchNode):
+            max_concurrency = 5
+            async def exec_async(self, text): ...
+
+        Summarize(max_retries=3, wait=1)            # 5 from the class
+        Summarize(max_concurrency=None)             # no limit
+        Summarize(max_retries=8, max_per_minute=60, backoff=Backoff(), collect_failures=True)
+
+    The limit holds whether the node runs alone (``run_async``) or inside an ``AsyncFlow``.
+    The next item starts the moment a slot frees, in input order. An item keeps its slot
+    through its attempts and the pauses between them, so a retrying item is never
+    overtaken by a new one. ``max_concurrency`` is an integer >= 1, or None for no limit.
+
+    Further settings (each also settable in the class body):
+
+    - ``max_per_minute``: at most this many ``exec_async`` calls start in any 60 s window;
+      every attempt counts, retries included, because each is a request to the service.
+      An integer >= 1, a :class:`~pocket_parallel.RateLimiter` shared with other nodes, or
+      None. Requests are spaced evenly (see :mod:`pocket_parallel.ratelimit` for why).
+    - ``max_tokens_per_minute`` with ``tokens_for``: before each attempt, take
+      ``tokens_for(item)`` tokens (its estimate: prompt plus answer) from a budget that
+      refills continuously, as the provider's does. An integer >= 1, a
+      :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
+      :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
+    - ``gate``: an async context manager each attempt enters and holds for its call, such as
+      an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
+      a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
+    - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
+      ``wait`` (give one or the other) with exponential backoff and full jitter that
+      honours a server's ``retry_after``.
+    - ``backoff_releases_slot``: True lets an item asleep in its ``backoff`` lend its slot
+      to the next item (it gets a slot back before any new item starts). Then at most C
+      calls are in flight, but more than C items may be in progress, and every one of them
+      can be refused and retried: against a server that is already full that means many
+      more 429s for the same throughput (notebook 06 measures it). False by default.
+    - ``timeout``: seconds one attempt may take; a slower attempt is cancelled and counts as
+      a failed attempt (a ``TimeoutError``), which PocketFlow's loop may retry. None: no
+      limit.
+    - ``deadline``: seconds the whole batch may take; when they pass, what finished is kept,
+      the items in flight are cancelled, and they and the items never started become
+      :class:`~pocket_parallel.Failure` records whose error is a
+      :class:`~pocket_parallel.collect.DeadlineExceeded`. None: no deadline.
+    - ``collect_failures``: False (the default, as PocketFlow) raises the first error that
+      survives all retries and ``exec_fallback_async``, after cancelling the other items
+      (and raises ``DeadlineExceeded`` when the deadline passes); True keeps going and
+      hands ``post_async`` a :class:`~pocket_parallel.Failure` (item, last error, attempts)
+      in that item's place.
+
+    ``node.outcomes`` is an :class:`~pocket_parallel.collect.Outcomes` for the latest run,
+    filled in as items finish: after an error or a cancellation (``task.cancel()``, a
+    kernel interrupt) it still holds every result that was finished. A cancelled run
+    cancels every item in flight and leaves no task behind.
+    """
+
+    max_concurrency: int | None = None
+    max_per_minute: int | RateLimiter | None = None
+    max_tokens_per_minute: int | TokenBudget | None = None
+    tokens_for: Callable[[Any], int] | None = None
+    gate: AbstractAsyncContextManager[Any] | None = None
+    backoff: Backoff | None = None
+    backoff_releases_slot: bool = False
+    timeout: float | None = None
+    deadline: float | None = None
+    collect_failures: bool = False
+
+    def __init__(
+        self,
+        max_retries: int = 1,
+        wait: float = 0,
+        *,
+        max_concurrency: Any = _FROM_CLASS,
+        max_per_minute: Any = _FROM_CLASS,
+        max_tokens_per_minute: Any = _FROM_CLASS,
+        tokens_for: Any = _FROM_CLASS,
+        gate: Any = _FROM_CLASS,
+        backoff: Any = _FROM_CLASS,
+        backoff_releases_slot: Any = _FROM_CLASS,
+        timeout: Any = _FROM_CLASS,
+        deadline: Any = _FROM_CLASS,
+        collect_failures: Any = _FROM_CLASS,
+    ) -> None:
+        super().__init__(
+            max_retries=check_int("max_retries", max_retries, low=1),
+            wait=check_real("wait", wait, low=0.0),
+        )
+        self.max_concurrency = check_limit("max_concurrency", _setting(self, "max_concurrency", max_concurrency))
+        self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
+        self.max_tokens_per_minute = check_max_tokens_per_minute(
+            _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
+        self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
+        self.gate = _check_gate(_setting(self, "gate", gate))
+        self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
+        self.backoff_releases_slot = check_bool(
+            "backoff_releases_slot", _setting(self, "backoff_releases_slot", backoff_releases_slot))
+        self.timeout = check_optional_seconds("timeout", _setting(self, "timeout", timeout))
+        self.deadline = check_optional_seconds("deadline", _setting(self, "deadline", deadline))
+        self.collect_failures = check_bool("collect_failures", _setting(self, "collect_failures", collect_failures))
+        self._state = _RunState()
+
+    @property
+    def outcomes(self) -> Outcomes | None:
+        """What became of each item in the latest run (None before the first run)."""
+        return _run_state(self).outcomes
+
+    async def _exec(self, items: Any) -> list[Any]:
+        # Settings are re-checked at run time: they may have been reassigned since __init__.
+        limit = check_limit("max_concurrency", self.max_concurrency)
+        state = _run_state(self)
+        budget = state.token_budget(self.max_tokens_per_minute)
+        pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
+                         _check_gate(self.gate))
+        backoff = _check_backoff_and_wait(self.backoff, self.wait)
+        lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
+        timeout = check_optional_seconds("timeout", self.timeout)
+        deadline = _deadline(check_optional_seconds("deadline", self.deadline))
+        keep_going = check_bool("collect_failures", self.collect_failures)
+        outcomes = state.outcomes = Outcomes(items or [])
+        # AsyncNode._exec is PocketFlow's per-item step: exec_async with retries and fallback.
+        run_item = AsyncNode._exec
+        plain = not pacing.active and backoff is None and timeout is None and deadline is None
+
+        async def one(index: int, item: Any, slot: Slot) -> Any:
+            # Without pacing, backoff, timeout or deadline, PocketFlow's retry loop runs on the
+            # node itself (the fast path); otherwise on a stand-in that handles each attempt.
+            runner: Any = self if plain else _Attempts(self, index, pacing, backoff, timeout, slot if lend else None)
+            try:
+                return await run_item(runner, item)
+            except Exception as error:
+                # PocketFlow's loop lets an error out only after its last attempt.
+                tried = self.max_retries if plain else runner.attempts
+                raise ItemFailed(Failure(item, error, tried)) from error
+            except asyncio.CancelledError:
+                if slot.deadline_passed:  # the batch deadline, not the caller: a failure with its attempts
+                    raise ItemFailed(Failure(item, DeadlineExceeded(), runner.attempts)) from None
+                raise
+
+        return await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline)
+
+
+class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
+    """PocketFlow's ``AsyncParallelBatchFlow`` running at most ``max_concurrency`` sub-flows at once.
+
+    ``prep_async`` returns one parameter dict per sub-flow, as in PocketFlow. All sub-flows
+    share the one ``shared`` dict: keep per-item data under per-item keys (taken from
+    ``self.params``), never under a fixed key that another sub-flow can overwrite
+    (:func:`~pocket_parallel.check_races` finds such keys).
+
+    ``max_per_minute`` (an integer >= 1, a :class:`~pocket_parallel.RateLimiter`, or None)
+    limits how many sub-flows *start* in any 60 s window; a sub-flow that makes several
+    requests, or retries, makes more than one request per start. ``deadline`` (seconds)
+    stops the whole batch when it passes, as on the node. ``collect_failures=True`` lets
+    the other sub-flows go on when one raises, and records it as a
+    :class:`~pocket_parallel.Failure` whose item is its params. ``flow.outcomes`` shows
+    which sub-flows finished, failed or were cancelled in the latest run.
+    """
+
+    max_concurrency: int | None = None
+    max_per_minute: int | RateLimiter | None = None
+    deadline: float | None = None
+    collect_failures: bool = False
+
+    def __init__(
+        self,
+        start: BaseNode | None = None,
+        *,
+        max_concurrency: Any = _FROM_CLASS,
+        max_per_minute: Any = _FROM_CLASS,
+        deadline: Any = _FROM_CLASS,
+        collect_failures: Any = _FROM_CLASS,
+    ) -> None:
+        super().__init__(start=start)
+        self.max_concurrency = check_limit("max_concurrency", _setting(self, "max_concurrency", max_concurrency))
+        self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
+        self.deadline = check_optional_seconds("deadline", _setting(self, "deadline", deadline))
+        self.collect_failures = check_bool("collect_failures", _setting(self, "collect_failures", collect_failures))
+        self._state = _RunState()
+
+    @property
+    def outcomes(self) -> Outcomes | None:
+        """What became of each sub-flow (by its params) in the latest run (None before the first)."""
+        return _run_state(self).outcomes
+
+    async def _run_async(self, shared: Any) -> Any:
+        limit = check_limit("max_concurrency", self.max_concurrency)  # it may have been reassigned
+        state = _run_state(self)
+        rate = state.rate_limiter(self.max_per_minute)
+        deadline = _deadline(check_optional_seconds("deadline", self.deadline))
+        keep_going = check_bool("collect_failures", self.collect_failures)
+        batch = await self.prep_async(shared) or []
+        outcomes = state.outcomes = Outcomes(batch)
+
+        async def one(index: int, params: dict[str, Any], slot: Slot) -> None:
+            if rate is not None:
+                await rate.acquire()
+            await self._orch_async(shared, {**self.params, **params})
+
+        await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline)
+        return await self.post_async(shared, batch, None)

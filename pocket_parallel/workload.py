@@ -1,0 +1,273 @@
+"""The seeded workload: what each call costs and answers, and the batch of prompts a lesson sends.
+
+Two values, both frozen:
+
+- :class:`ServiceModel` says how one call behaves: its latency, whether it fails or stalls,
+  its answer and its tokens. Each is a pure function of the prompt, the seed and the attempt
+  number, so a sequential and a parallel run of the same prompts see the same workload
+  whatever order their calls start in, and the in-process :class:`~pocket_parallel.SimulatedLLM`
+  and the HTTP server (:mod:`pocket_parallel.server`) answer alike.
+- :class:`Workload` is a batch: how many items, and the model their calls follow. It makes the
+  prompts and builds the simulated LLM that :func:`~pocket_parallel.compare`, the explorer,
+  the throughput curve and the checks run against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+from ._format import clip
+from ._validate import check_int, check_prompt, check_real
+
+if TYPE_CHECKING:
+    from .llm import SimulatedLLM
+
+#: Characters per token in :func:`estimate_tokens`: the usual rule of thumb for English text.
+CHARS_PER_TOKEN = 4
+#: Latency at most one day: longer would be a mistake (hours typed as seconds), not a lesson.
+MAX_LATENCY = 86_400.0
+
+_STANDARD_NORMAL = NormalDist()
+_TRANSLATE = re.compile(r"^\s*translate(?:\s+(?:this|it))?\s+(?:in)?to\s+([^\n:]{1,40}?)\s*$", re.I)
+_SUMMARIZE = re.compile(r"^\s*summari[sz]e\b", re.I)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text`` by the rule of thumb: one token per 4 characters, rounded up."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str; got {type(text).__name__}")
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def answer_to(prompt: str) -> str:
+    """The answer the simulated service gives ``prompt``: recognisably derived from it.
+
+    ``"Translate to French: text"`` answers ``"[French] text"``; ``"Summarize: text"``
+    answers ``"Summary (N words): text…"``; anything else ``"Answer to: prompt…"``.
+    """
+    instruction, colon, body = check_prompt(prompt).partition(":")
+    body = body.strip()
+    if colon and body:
+        translate = _TRANSLATE.match(instruction)
+        if translate:
+            return f"[{translate.group(1).strip()}] {body}"
+        if _SUMMARIZE.match(instruction):
+            words = body.split()
+            return f"Summary ({len(words)} words): {clip(body, 48)}"
+    return f"Answer to: {clip(prompt, 60)}"
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    """How each call to the simulated service behaves: a pure function of prompt, seed and attempt.
+
+    Parameters
+    ----------
+    latency:
+        Mean seconds a call takes (> 0, at most one day).
+    jitter:
+        Spread of the latency: its coefficient of variation (standard deviation over mean),
+        in ``[0, 3]``. 0 makes every call take exactly ``latency``; 0.3 gives the long tail
+        of a real API (log-normal with the same mean; most calls within about ±30 % of it,
+        a few far slower).
+    seed:
+        Any integer >= 0. The same seed gives the same latencies, faults and answers.
+    failure_rate:
+        Probability in ``[0, 1)`` that an attempt fails after its latency (a transient
+        error: an HTTP 500 or 503 from the server).
+    stall_rate:
+        Probability in ``[0, 1)`` that an attempt is accepted and never answered.
+    overload_rate:
+        Probability in ``[0, 1)`` that an attempt is turned away at once as overloaded
+        (the HTTP 529 one major provider sends). ``failure_rate + overload_rate`` must
+        stay below 1.
+    """
+
+    latency: float = 1.0
+    jitter: float = 0.0
+    seed: int = 0
+    failure_rate: float = 0.0
+    stall_rate: float = 0.0
+    overload_rate: float = 0.0
+    _mu: float = field(init=False, repr=False, compare=False)
+    _sigma: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_real("latency", self.latency, low=0.0, high=MAX_LATENCY, low_open=True)
+        check_real("jitter", self.jitter, low=0.0, high=3.0)
+        check_int("seed", self.seed, low=0)
+        for name in ("failure_rate", "stall_rate", "overload_rate"):
+            check_rate(name, getattr(self, name))
+        if self.failure_rate + self.overload_rate >= 1.0:
+            raise ValueError(
+                f"failure_rate + overload_rate must be below 1 (otherwise no call could succeed); "
+                f"got {self.failure_rate!r} + {self.overload_rate!r}"
+            )
+        # Log-normal with mean `latency` and coefficient of variation `jitter`.
+        sigma = math.sqrt(math.log1p(float(self.jitter) ** 2))
+        object.__setattr__(self, "_sigma", sigma)
+        object.__setattr__(self, "_mu", math.log(float(self.latency)) - sigma**2 / 2)
+
+    def _uniforms(self, prompt: str, attempt: int) -> tuple[float, float]:
+        """Two independent uniforms in (0, 1) drawn from (seed, attempt, prompt) alone."""
+        key = f"{self.seed}\x1f{attempt}\x1f{prompt}".encode()
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        a, b = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
+        return (a + 0.5) / 2**64, (b + 0.5) / 2**64
+
+    def _fault_uniforms(self, prompt: str, attempt: int) -> tuple[float, float]:
+        """Two more uniforms, for stalls and the kind of server error, independent of the first two."""
+        key = f"{self.seed}\x1f{attempt}\x1f{prompt}\x1ffaults".encode()
+        digest = hashlib.blake2b(key, digest_size=16).digest()
+        a, b = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
+        return (a + 0.5) / 2**64, (b + 0.5) / 2**64
+
+    def latency_for(self, prompt: str, attempt: int = 1) -> float:
+        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond."""
+        if self.jitter == 0.0:
+            return float(self.latency)
+        u, _ = self._uniforms(check_prompt(prompt), attempt)
+        seconds = math.exp(self._mu + self._sigma * _STANDARD_NORMAL.inv_cdf(u))
+        return max(round(seconds, 6), 1e-6)
+
+    def fails(self, prompt: str, attempt: int = 1) -> bool:
+        """Whether the given attempt at ``prompt`` ends in a transient error after its latency."""
+        if self.failure_rate == 0.0:
+            return False
+        _, u = self._uniforms(check_prompt(prompt), attempt)
+        return u < self.failure_rate
+
+    def overloaded(self, prompt: str, attempt: int = 1) -> bool:
+        """Whether the given attempt is turned away at once as overloaded (HTTP 529)."""
+        if self.overload_rate == 0.0:
+            return False
+        _, u = self._uniforms(check_prompt(prompt), attempt)
+        return self.failure_rate <= u < self.failure_rate + self.overload_rate
+
+    def stalls(self, prompt: str, attempt: int = 1) -> bool:
+        """Whether the given attempt is accepted and then never answered."""
+        if self.stall_rate == 0.0:
+            return False
+        u, _ = self._fault_uniforms(check_prompt(prompt), attempt)
+        return u < self.stall_rate
+
+    def error_status(self, prompt: str, attempt: int = 1) -> int:
+        """The HTTP status a failing attempt gets from the server: 500 or 503, seeded."""
+        _, u = self._fault_uniforms(check_prompt(prompt), attempt)
+        return 500 if u < 0.5 else 503
+
+    def answer_for(self, prompt: str) -> str:
+        """The answer a successful call returns (see :func:`answer_to`)."""
+        return answer_to(prompt)
+
+    def tokens_for(self, prompt: str) -> int:
+        """Tokens a call with ``prompt`` uses: prompt plus answer, one token per 4 characters."""
+        return estimate_tokens(check_prompt(prompt)) + estimate_tokens(answer_to(prompt))
+
+
+def check_rate(name: str, value: Any) -> float:
+    """A probability in ``[0, 1)``: 1 would make every attempt fail, and retries could never help."""
+    rate = check_real(name, value, low=0.0, high=1.0)
+    if rate >= 1.0:
+        raise ValueError(f"{name} must be a finite number in [0, 1) (1 would hit every call); got {value!r}")
+    return rate
+
+
+class AttemptNumbers:
+    """Numbers each call to one prompt: a call right after a failed one with that prompt is its retry.
+
+    A retry (attempt 2, 3, ...) draws a fresh latency and fault. After a success the count
+    starts again at 1, so re-running a cell sends the very same workload again; a cancelled
+    call leaves the count as it was. The HTTP server numbers requests the same way.
+    """
+
+    def __init__(self) -> None:
+        self._failed_in_a_row: dict[str, int] = {}
+
+    def next(self, prompt: str) -> int:
+        """The attempt number the next call with ``prompt`` gets."""
+        return self._failed_in_a_row.get(prompt, 0) + 1
+
+    def ended(self, prompt: str, attempt: int, succeeded: bool) -> None:
+        """Note how an attempt ended: a success resets the count, a failure or refusal raises it."""
+        if succeeded:
+            self._failed_in_a_row.pop(prompt, None)
+        else:
+            self._failed_in_a_row[prompt] = max(attempt, self._failed_in_a_row.get(prompt, 0))
+
+    def clear(self) -> None:
+        """Forget every count."""
+        self._failed_in_a_row.clear()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A batch of ``items`` prompts and the seeded model their calls follow.
+
+    ``latency``, ``jitter``, ``failure_rate`` and ``seed`` are those of :class:`ServiceModel`.
+    :meth:`prompts` are ``"Summarize: document i of N"``; :meth:`llm` builds a fresh
+    :class:`~pocket_parallel.SimulatedLLM` for them, optionally with server-side limits.
+    Change one setting with :meth:`but`: ``workload.but(items=200)``.
+    """
+
+    items: int = 20
+    latency: float = 1.0
+    jitter: float = 0.0
+    failure_rate: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("items", self.items, low=1, high=1_000_000)
+        self.model  # validates the rest, with the same messages as SimulatedLLM
+
+    @property
+    def model(self) -> ServiceModel:
+        """The :class:`ServiceModel` every call of this workload follows."""
+        return ServiceModel(self.latency, self.jitter, self.seed, self.failure_rate)
+
+    def prompts(self) -> list[str]:
+        """The prompts the batch sends: one summary request per numbered document."""
+        return [f"Summarize: document {i} of {self.items}" for i in range(1, self.items + 1)]
+
+    def llm(self, **limits: Any) -> SimulatedLLM:
+        """A fresh :class:`~pocket_parallel.SimulatedLLM` for this workload.
+
+        ``limits`` are its server-side keywords (``max_concurrent``, ``requests_per_minute``,
+        ``tokens_per_minute``...).
+        """
+        from .llm import SimulatedLLM
+
+        return SimulatedLLM(self.latency, self.jitter, self.seed, self.failure_rate, **limits)
+
+    def but(self, **changes: Any) -> Workload:
+        """A copy with some settings changed (each checked as in the constructor)."""
+        return replace(self, **changes)
+
+
+_WORKLOAD_SETTINGS = ("items", "latency", "jitter", "failure_rate", "seed")
+
+
+def as_workload(workload: Workload | int | None = None, **settings: Any) -> Workload:
+    """A :class:`Workload` from what a caller typed: a Workload, an item count, and/or its settings.
+
+    ``as_workload(20, latency=0.5)``, ``as_workload(items=20, latency=0.5)`` and
+    ``as_workload(Workload(20), latency=0.5)`` are the same workload.
+    """
+    unknown = sorted(set(settings) - set(_WORKLOAD_SETTINGS))
+    if unknown:
+        raise TypeError(
+            f"unexpected setting{'s' * (len(unknown) > 1)} {', '.join(unknown)}: a workload takes "
+            f"{', '.join(_WORKLOAD_SETTINGS)}"
+        )
+    if isinstance(workload, Workload):
+        return workload.but(**settings) if settings else workload
+    if workload is not None:
+        if "items" in settings:
+            raise TypeError(f"give the item count once: got {workload!r} and items={settings['items']!r}")
+        settings["items"] = workload
+    return Workload(**settings)
