@@ -28,6 +28,7 @@ from .service import Answer, ChatService
 
 SERVICE = web.AppKey("service", ChatService)
 ACTIVE = web.AppKey("active", set)  # handler tasks answering a completion right now
+NUMBERS = web.AppKey("numbers", itertools.count)  # numbers the responses: chatcmpl-1, req_1...
 #: Largest request body accepted (bytes); a larger one gets a 413.
 MAX_BODY = 1024 * 1024
 _log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ def make_app(service: ChatService) -> web.Application:
     app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY)
     app[SERVICE] = service
     app[ACTIVE] = set()
-    ids = itertools.count(1)
-    app.router.add_post("/v1/chat/completions", lambda request: _chat(request, next(ids)))
+    app[NUMBERS] = itertools.count(1)
+    app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/stats/reset", _reset)
@@ -87,8 +88,9 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(ApiError(500, "The server had an unexpected error.", type="server_error"))
 
 
-async def _chat(request: web.Request, number: int) -> web.StreamResponse:
+async def _chat(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
+    number = next(request.app[NUMBERS])
     try:
         chat = parse_chat_request(await request.read())
     except ApiError as error:
