@@ -32,6 +32,7 @@ repetition.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gc
 import json
 import math
@@ -330,6 +331,7 @@ class HttpResults:
     duration: float
     load_start: tuple[float, float, float] | None
     load_end: tuple[float, float, float] | None
+    date: str = ""
 
 
 def measure(plan: HttpPlan, say: Callable[[str], None] = lambda text: None,
@@ -352,7 +354,8 @@ def measure(plan: HttpPlan, say: Callable[[str], None] = lambda text: None,
                  tuple(floor_wall / r.wall for floor_wall, r in zip(floor_walls, runs[c.key])))
         for c in contenders
     )
-    return HttpResults(plan, cells, time.perf_counter() - began, load_start, load_average())
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return HttpResults(plan, cells, time.perf_counter() - began, load_start, load_average(), date)
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -466,7 +469,7 @@ def section(results: HttpResults) -> str:
         "cookbook-style contender, which has no cap) never more than C in flight at the server. "
         f"{plan.repetitions} repetitions, interleaved (order rotated each time); ratios against the floor of the "
         f"same repetition. Efficiency = ideal ceil(N / C) × L = {plan.ideal:g} s over the median wall time. "
-        f"This part took {minutes} min {seconds:02d} s; load average (1, 5, 15 min) {_load(results.load_start)} "
+        f"This part ran on {results.date or 'an unknown date'} and took {minutes} min {seconds:02d} s; load average (1, 5, 15 min) {_load(results.load_start)} "
         f"at its start, {_load(results.load_end)} at its end.",
         "",
         table(results),
@@ -489,15 +492,23 @@ def from_json(data: dict[str, Any]) -> HttpResults:
         for c in data["cells"]
     )
     return HttpResults(HttpPlan(**data["plan"]), cells, data["duration"], load(data["load_start"]),  # type: ignore[arg-type]
-                       load(data["load_end"]))  # type: ignore[arg-type]
+                       load(data["load_end"]), data.get("date", ""))  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.http [--quick]``: run the HTTP benchmark alone and print its section."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    plan = HTTP_PLANS["quick" if "--quick" in args else "full"]
-    results = measure(plan, say=lambda text: print(text, file=sys.stderr, flush=True))
+    """``python -m benchmarks.http [--quick] [--json FILE]``: run the HTTP benchmark alone, print its section."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"N = {HTTP_PLANS['quick'].n}, one repetition")
+    parser.add_argument("--json", metavar="FILE", help="also save the raw numbers to FILE")
+    args = parser.parse_args(argv)
+    results = measure(HTTP_PLANS["quick" if args.quick else "full"],
+                      say=lambda text: print(text, file=sys.stderr, flush=True))
     print(section(results))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(to_json(results), out, indent=1)
     return 0
 
 
