@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from . import contenders as registry
 from . import http as http_benchmark
 from . import report
 from .machine import Machine, describe, finished
-from .measure import memory_once, time_once
+from .measure import fresh_once, memory_once, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
 from .stats import Cell, VirtualCell, ideal, summarize
 
@@ -79,26 +80,39 @@ def run_config(plan: Plan, config: Config) -> list[Cell]:
     )
 
 
-def run_virtual(plan: Plan, n: int) -> list[VirtualCell]:
-    """Simulate ``n`` items on the virtual clock through each virtual-time contender."""
-    chosen = [registry.get(key) for key in plan.virtual_contenders]
+def run_virtual(plan: Plan, n: int, keys: Sequence[str] | None = None, repetitions: int | None = None) -> list[VirtualCell]:
+    """Simulate ``n`` items on the virtual clock through each virtual-time contender, each run in a fresh process.
+
+    A fresh process per run (forked from a clean helper) keeps one contender's garbage and
+    allocations from weighing on the next: at large N that is most of what differs. Where
+    forking is not possible, runs are timed in this process and memory is not reported.
+    """
+    chosen = [registry.get(key) for key in (keys or plan.virtual_contenders)]
     walls: dict[str, list[float]] = {c.key: [] for c in chosen}
     makespans: dict[str, list[float]] = {c.key: [] for c in chosen}
-    for repetition in range(plan.virtual_repetitions):
+    memories: dict[str, list[int]] = {c.key: [] for c in chosen}
+    peaks: dict[str, list[int]] = {c.key: [] for c in chosen}
+    for repetition in range(repetitions or plan.virtual_repetitions):
         for contender in _rotated(chosen, repetition):
             # The guard counts virtual seconds: give it room beyond the makespan (1,000 s at N = 100,000).
             guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
-            timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
-            walls[contender.key].append(timing.wall)
-            makespans[contender.key].append(round(timing.loop, 6))  # the virtual clock ticks in microseconds
-    cells = []
-    for contender in chosen:
-        guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
-        memory = (memory_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
-                  if plan.memory else None)
-        cells.append(VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
-                                 tuple(walls[contender.key]), tuple(makespans[contender.key]), memory))
-    return cells
+            fresh = fresh_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
+            if fresh is None:
+                timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
+                wall, on_loop = timing.wall, timing.loop
+            else:
+                wall, on_loop = fresh.wall, fresh.loop
+                memories[contender.key].append(fresh.rss)
+                peaks[contender.key].append(fresh.peak)
+            walls[contender.key].append(wall)
+            makespans[contender.key].append(round(on_loop, 6))  # the virtual clock ticks in microseconds
+    return [
+        VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
+                    tuple(walls[contender.key]), tuple(makespans[contender.key]),
+                    int(statistics.median(memories[contender.key])) if memories[contender.key] else None,
+                    max(peaks[contender.key]) if peaks[contender.key] else None)
+        for contender in chosen
+    ]
 
 
 def _config_text(config: Config) -> str:
@@ -142,6 +156,9 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True
     for n in plan.virtual_items:
         progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
         virtual += run_virtual(plan, n)
+    for n in plan.virtual_large:
+        progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
+        virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
     http = None
     http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http else None
     if http_plan is not None:

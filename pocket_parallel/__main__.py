@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ._validate import check_int, check_real
+from .clock import Clock
 from .experiment import Comparison, compare, sweep
 
 
@@ -28,13 +29,13 @@ def _argument(check: Callable[[str], object]) -> Callable[[str], object]:
     return parse
 
 
-def _number(name: str, **bounds: float) -> Callable[[str], object]:
+def _number(name: str, *, low: float, high: float, low_open: bool = False) -> Callable[[str], object]:
     def number(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise ValueError(f"{name} must be a number") from None
-        return check_real(name, value, **bounds)
+        return check_real(name, value, low=low, high=high, low_open=low_open)
 
     return _argument(number)
 
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.plot and not args.plot.lower().endswith(".png"):
         parser.error("--plot: the file name must end in .png")
-    clock = "virtual" if args.virtual else "real"
+    clock: Clock = "virtual" if args.virtual else "real"
     result = compare(args.items, args.concurrency, latency=args.latency, jitter=args.jitter, seed=args.seed, clock=clock)
     print(format_table(result))
     if args.plot:

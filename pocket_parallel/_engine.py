@@ -61,14 +61,19 @@ class Slot:
 
     __slots__ = ("_run",)
 
-    def __init__(self, run: _Run[Any, Any] | None) -> None:
+    def __init__(self, run: _Run[Any, Any]) -> None:
         self._run = run
+
+    @property
+    def deadline_passed(self) -> bool:
+        """Whether the batch's deadline has passed (items in flight are then being stopped)."""
+        return self._run.expired
 
     @asynccontextmanager
     async def lent(self) -> Any:
         """Give the slot up while the block runs, and take one back afterwards."""
         run = self._run
-        if run is None or run.limit is None:
+        if run.limit is None:
             yield
             return
         run.give_back_slot()
@@ -76,9 +81,6 @@ class Slot:
             yield
         finally:
             await run.take_slot_back()
-
-
-_UNLIMITED_SLOT = Slot(None)
 
 
 class _Run(Generic[T, R]):
@@ -152,12 +154,12 @@ class _Run(Generic[T, R]):
     async def run_item(self, index: int) -> None:
         item = self.items[index]
         try:
-            value = await self.process(index, item, self.slot if self.limit is not None else _UNLIMITED_SLOT)
+            value = await self.process(index, item, self.slot)
         except ItemFailed as failed:
             self.fail(index, failed.failure)
         except asyncio.CancelledError:
-            if self.expired:  # stopped by the deadline: an explicit failure, and the worker ends quietly
-                self.fail(index, Failure(item, DeadlineExceeded(), 0))
+            if self.expired:  # stopped by the deadline: an explicit failure (it had started: one attempt at least)
+                self.fail(index, Failure(item, DeadlineExceeded(), 1))
                 raise
             self.outcomes._record(index, "cancelled")
             raise

@@ -35,9 +35,10 @@ def check_int(name: str, value: Any, *, low: int, high: int | None = None) -> in
     interval = f">= {low}" if high is None else f"in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer {interval}; got {value!r}")
-    if value < low or (high is not None and value > high):
+    number = int(value)
+    if number < low or (high is not None and number > high):
         raise ValueError(f"{name} must be an integer {interval}; got {value!r}")
-    return int(value)
+    return number
 
 
 def check_limit(name: str, value: Any) -> int | None:
@@ -71,13 +72,15 @@ def check_choice(name: str, value: Any, choices: Iterable[T]) -> T:
     options = tuple(choices)
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
-    return value  # type: ignore[no-any-return]
+    chosen: T = value
+    return chosen
 
 
 def check_instance(name: str, value: Any, kind: type[T], example: str, *, optional: bool = True) -> T | None:
     """``value`` if it is a ``kind`` (or None when ``optional``), else TypeError showing ``example``."""
     if (value is None and optional) or isinstance(value, kind):
-        return value  # type: ignore[no-any-return]
+        checked: T | None = value
+        return checked
     none = " or None" if optional else ""
     raise TypeError(f"{name} must be a {kind.__name__} (e.g. {example}){none}; got {value!r}")
 
@@ -124,6 +127,21 @@ def check_max_per_minute(value: Any, name: str = "max_per_minute") -> Any:
     except ValueError:
         raise ValueError(
             f"{name} must be an integer >= 1 (requests per minute), a RateLimiter, or None for no limit; "
+            f"got {value!r}"
+        ) from None
+
+
+def check_max_tokens_per_minute(value: Any, name: str = "max_tokens_per_minute") -> Any:
+    """A token-rate setting: an integer >= 1 (tokens per minute), a TokenBudget, or None."""
+    from .tokens import TokenBudget
+
+    if value is None or isinstance(value, TokenBudget):
+        return value
+    try:
+        return check_int(name, value, low=1, high=1_000_000_000_000)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be an integer >= 1 (tokens per minute), a TokenBudget, or None for no limit; "
             f"got {value!r}"
         ) from None
 

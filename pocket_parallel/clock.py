@@ -64,7 +64,8 @@ def run(coro: Coroutine[Any, Any, T], clock: Clock = "real") -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return _run_on_new_loop(coro, clock)
-    return _LoopThread(coro, clock).result()
+    result: T = _LoopThread(coro, clock).result()
+    return result
 
 
 def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_LoopThread | None" = None) -> T:
@@ -79,7 +80,8 @@ def _run_on_new_loop(coro: Coroutine[Any, Any, T], clock: Clock, started: "_Loop
         except looptime.IdleTimeoutError as error:
             raise VirtualDeadlockError(
                 "virtual clock: every task is waiting and no timer is set, so nothing can ever "
-                "happen (a deadlock, or a wait on something outside the loop)"
+                "happen (a stalled call with no timeout, a deadlock, or a wait on something "
+                "outside the loop)"
             ) from error
         except KeyboardInterrupt:
             main.cancel()

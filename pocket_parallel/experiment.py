@@ -27,7 +27,7 @@ from typing import Any
 from pocketflow import AsyncBatchNode, AsyncFlow
 
 from . import _format
-from ._validate import check_choice, check_int, check_limit, check_clock
+from ._validate import check_choice, check_clock, check_int, check_limit
 from .clock import Clock, is_virtual, run
 from .collect import Failure
 from .nodes import BoundedParallelBatchNode
@@ -209,7 +209,7 @@ class AskEach(_PromptsToAnswers, BoundedParallelBatchNode):
         self.llm = llm
 
 
-class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):  # type: ignore[misc]
+class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
     def __init__(self, llm: Any, max_retries: int) -> None:
         super().__init__(max_retries=max_retries)
         self.llm = llm

@@ -18,10 +18,10 @@ import math
 import time
 from typing import Any
 
+from ._format import clip
 from ._validate import check_int, check_prompt
 from .quota import Algorithm, Quota, Refusal
 from .trace import CallLog, CallRecord, LLMStats, Outcome
-from ._format import clip
 from .workload import AttemptNumbers, ServiceModel
 
 
@@ -89,8 +89,10 @@ class SimulatedLLM:
         Server-side limits per minute (integers >= 1, or None). A call's tokens are
         :meth:`tokens_for` its prompt (prompt plus answer, one token per 4 characters).
     algorithm:
-        How "per minute" is counted: ``"sliding_window"`` (at most that many in any 60 s) or
-        ``"token_bucket"`` (a bucket of one minute's worth that refills continuously).
+        How "per minute" is counted: ``"token_bucket"`` (the default, as OpenAI and Anthropic
+        describe their limits: a bucket of one minute's worth that refills continuously, so a
+        burst of a whole minute's requests passes at once) or ``"sliding_window"`` (at most
+        that many in any 60 s).
 
     A call beyond a limit is refused at once (0 s on the clock, as a 429 comes back in one
     short round trip) with :class:`RateLimitError`; refused calls use up no quota.
@@ -112,7 +114,7 @@ class SimulatedLLM:
         max_concurrent: int | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
-        algorithm: Algorithm = "sliding_window",
+        algorithm: Algorithm = "token_bucket",
     ) -> None:
         self.model = ServiceModel(latency, jitter, seed, failure_rate, stall_rate, overload_rate)
         self.quota = Quota(
@@ -278,6 +280,9 @@ class SimulatedLLM:
             self._log.refused(prompt, attempt, now, "overloaded")
             self._attempts.ended(prompt, attempt, succeeded=False)
             raise OverloadedError(prompt, attempt)
+        if not self.quota.limited:
+            self._log.opened()
+            return 0
         tokens = self.tokens_for(prompt) if self.quota.tokens_per_minute is not None else 0
         ticket = self.quota.try_admit(now, tokens, ends_at)
         if isinstance(ticket, Refusal):

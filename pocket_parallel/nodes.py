@@ -20,16 +20,32 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from pocketflow import AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode, BaseNode
+from pocketflow import (
+    AsyncNode,
+    AsyncParallelBatchFlow,
+    AsyncParallelBatchNode,
+    BaseNode,
+)
 
 from ._engine import ItemFailed, Slot, run_batch
-from ._validate import check_backoff, check_bool, check_int, check_limit, check_max_per_minute, check_optional_seconds, check_real
-from .collect import Failure, Outcomes
+from ._validate import (
+    check_backoff,
+    check_bool,
+    check_int,
+    check_limit,
+    check_max_per_minute,
+    check_max_tokens_per_minute,
+    check_optional_seconds,
+    check_real,
+)
+from .collect import DeadlineExceeded, Failure, Outcomes
 from .ratelimit import RateLimiter
 from .retry import Backoff
+from .tokens import TokenBudget
 
 T = TypeVar("T")
 _FROM_CLASS: Any = object()  # "not given": use the value in the class body
@@ -40,8 +56,36 @@ def _setting(obj: Any, name: str, given: Any) -> Any:
     return getattr(type(obj), name, None) if given is _FROM_CLASS else given
 
 
-def _check_backoff_and_wait(backoff: Any, wait: float) -> Backoff | None:
-    backoff = check_backoff(backoff)
+def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
+    """An async context manager each attempt enters (an ``asyncio.Semaphore``, say), or None."""
+    if value is None:
+        return None
+    if not (hasattr(value, "__aenter__") and hasattr(value, "__aexit__")):
+        raise TypeError(
+            f"gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
+            f"with other nodes, or None; got {value!r}"
+        )
+    gate: AbstractAsyncContextManager[Any] = value
+    return gate
+
+
+def _check_tokens_for(value: Any, budget: Any) -> Callable[[Any], int] | None:
+    """The per-item token estimate: required with a token budget, a callable in any case."""
+    if value is None:
+        if budget is not None:
+            raise ValueError(
+                "tokens_for must be given with max_tokens_per_minute: a function from an item to the tokens "
+                "its request will use, prompt plus answer (e.g. lambda prompt: estimate_tokens(prompt) + 200)"
+            )
+        return None
+    if not callable(value):
+        raise TypeError(f"tokens_for must be a function from an item to its estimated tokens; got {value!r}")
+    estimate: Callable[[Any], int] = value
+    return estimate
+
+
+def _check_backoff_and_wait(value: Any, wait: float) -> Backoff | None:
+    backoff: Backoff | None = check_backoff(value)
     if backoff is not None and wait > 0:
         raise ValueError(
             f"give wait (a constant pause) or backoff (growing, jittered pauses), not both; "
@@ -61,6 +105,7 @@ class _RunState:
     def __init__(self) -> None:
         self.outcomes: Outcomes | None = None
         self.limiter: RateLimiter | None = None
+        self.budget: TokenBudget | None = None
 
     def rate_limiter(self, setting: Any) -> RateLimiter | None:
         value = check_max_per_minute(setting)
@@ -69,6 +114,14 @@ class _RunState:
         if self.limiter is None or self.limiter.requests != value:  # reused across runs: one budget
             self.limiter = RateLimiter(value, per=60.0)
         return self.limiter
+
+    def token_budget(self, setting: Any) -> TokenBudget | None:
+        value = check_max_tokens_per_minute(setting)
+        if value is None or isinstance(value, TokenBudget):
+            return value
+        if self.budget is None or self.budget.tokens_per_minute != value:  # reused across runs: one budget
+            self.budget = TokenBudget(value)
+        return self.budget
 
 
 def _run_state(obj: Any) -> _RunState:
@@ -84,19 +137,54 @@ def _deadline(seconds: float | None) -> float | None:
     return None if seconds is None else asyncio.get_running_loop().time() + seconds
 
 
+class AttemptTimeout(TimeoutError):
+    """An attempt ran past the node's ``timeout`` and was cancelled; PocketFlow's loop may retry it."""
+
+
 if sys.version_info >= (3, 11):
 
-    async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
-        async with asyncio.timeout(seconds):
-            return await awaitable
+    async def _within(seconds: float, awaitable: Awaitable[T], attempt: int) -> T:
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():  # ours, not a TimeoutError from inside the attempt
+                raise AttemptTimeout(f"attempt {attempt} took longer than the timeout of {seconds:g} s") from None
+            raise
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
-        try:
-            return await asyncio.wait_for(awaitable, seconds)
-        except asyncio.TimeoutError:
-            raise TimeoutError() from None
+    async def _within(seconds: float, awaitable: Awaitable[T], attempt: int) -> T:
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait([task], timeout=seconds)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise AttemptTimeout(f"attempt {attempt} took longer than the timeout of {seconds:g} s")
+        return task.result()
+
+
+class _Pacing:
+    """What every attempt waits for, in order: the shared gate, the request budget, the token budget."""
+
+    __slots__ = ("rate", "budget", "tokens_for", "gate")
+
+    def __init__(
+        self, rate: RateLimiter | None, budget: TokenBudget | None, tokens_for: Callable[[Any], int] | None,
+        gate: AbstractAsyncContextManager[Any] | None,
+    ) -> None:
+        self.rate, self.budget, self.tokens_for, self.gate = rate, budget, tokens_for, gate
+
+    @property
+    def active(self) -> bool:
+        return self.rate is not None or self.budget is not None or self.gate is not None
+
+    async def wait_turn(self, item: Any) -> None:
+        if self.rate is not None:
+            await self.rate.acquire()
+        if self.budget is not None and self.tokens_for is not None:
+            await self.budget.acquire(self.tokens_for(item))
 
 
 class _Attempts:
@@ -112,13 +200,13 @@ class _Attempts:
     decides how many attempts there are and what happens after the last one.
     """
 
-    __slots__ = ("_node", "_key", "_rate", "_backoff", "_timeout", "_slot", "attempts", "last_error")
+    __slots__ = ("_node", "_key", "_pacing", "_backoff", "_timeout", "_slot", "attempts", "last_error")
 
     def __init__(
-        self, node: AsyncNode, key: int, rate: RateLimiter | None, backoff: Backoff | None,
+        self, node: AsyncNode, key: int, pacing: _Pacing, backoff: Backoff | None,
         timeout: float | None, slot: Slot | None,
     ) -> None:
-        self._node, self._key, self._rate, self._backoff = node, key, rate, backoff
+        self._node, self._key, self._pacing, self._backoff = node, key, pacing, backoff
         self._timeout, self._slot = timeout, slot
         self.attempts = 0
         self.last_error: Exception | None = None
@@ -146,20 +234,21 @@ class _Attempts:
                 async with self._slot.lent():  # asleep, the item is no call in flight: another may start
                     await asyncio.sleep(delay)
         self.attempts += 1
-        if self._rate is not None:
-            await self._rate.acquire()
+        gate = self._pacing.gate
         try:
-            if self._timeout is None:
-                return await self._node.exec_async(prep_res)
-            try:
-                return await _within(self._timeout, self._node.exec_async(prep_res))
-            except TimeoutError as error:
-                raise TimeoutError(
-                    f"attempt {self.attempts} took longer than the timeout of {self._timeout:g} s"
-                ) from error
+            if gate is None:
+                return await self._attempt(prep_res)
+            async with gate:
+                return await self._attempt(prep_res)
         except Exception as error:
             self.last_error = error
             raise
+
+    async def _attempt(self, prep_res: Any) -> Any:
+        await self._pacing.wait_turn(prep_res)
+        if self._timeout is None:
+            return await self._node.exec_async(prep_res)
+        return await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
 
 
 class BoundedParallelBatchNode(AsyncParallelBatchNode):
@@ -188,6 +277,14 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       every attempt counts, retries included, because each is a request to the service.
       An integer >= 1, a :class:`~pocket_parallel.RateLimiter` shared with other nodes, or
       None. Requests are spaced evenly (see :mod:`pocket_parallel.ratelimit` for why).
+    - ``max_tokens_per_minute`` with ``tokens_for``: before each attempt, take
+      ``tokens_for(item)`` tokens (its estimate: prompt plus answer) from a budget that
+      refills continuously, as the provider's does. An integer >= 1, a
+      :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
+      :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
+    - ``gate``: an async context manager each attempt enters and holds for its call, such as
+      an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
+      a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
     - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
       ``wait`` (give one or the other) with exponential backoff and full jitter that
       honours a server's ``retry_after``.
@@ -217,6 +314,9 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
 
     max_concurrency: int | None = None
     max_per_minute: int | RateLimiter | None = None
+    max_tokens_per_minute: int | TokenBudget | None = None
+    tokens_for: Callable[[Any], int] | None = None
+    gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
     timeout: float | None = None
@@ -230,6 +330,9 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         *,
         max_concurrency: Any = _FROM_CLASS,
         max_per_minute: Any = _FROM_CLASS,
+        max_tokens_per_minute: Any = _FROM_CLASS,
+        tokens_for: Any = _FROM_CLASS,
+        gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
         timeout: Any = _FROM_CLASS,
@@ -242,6 +345,10 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         )
         self.max_concurrency = check_limit("max_concurrency", _setting(self, "max_concurrency", max_concurrency))
         self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
+        self.max_tokens_per_minute = check_max_tokens_per_minute(
+            _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
+        self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
+        self.gate = _check_gate(_setting(self, "gate", gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(
             "backoff_releases_slot", _setting(self, "backoff_releases_slot", backoff_releases_slot))
@@ -259,7 +366,9 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         # Settings are re-checked at run time: they may have been reassigned since __init__.
         limit = check_limit("max_concurrency", self.max_concurrency)
         state = _run_state(self)
-        rate = state.rate_limiter(self.max_per_minute)
+        budget = state.token_budget(self.max_tokens_per_minute)
+        pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
+                         _check_gate(self.gate))
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
         timeout = check_optional_seconds("timeout", self.timeout)
@@ -268,18 +377,22 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         outcomes = state.outcomes = Outcomes(items or [])
         # AsyncNode._exec is PocketFlow's per-item step: exec_async with retries and fallback.
         run_item = AsyncNode._exec
-        plain = rate is None and backoff is None and timeout is None
+        plain = not pacing.active and backoff is None and timeout is None and deadline is None
 
         async def one(index: int, item: Any, slot: Slot) -> Any:
-            # Without pacing, backoff or timeout, PocketFlow's retry loop runs on the node itself
-            # (the fast path); otherwise on a stand-in that handles each attempt.
-            runner: Any = self if plain else _Attempts(self, index, rate, backoff, timeout, slot if lend else None)
+            # Without pacing, backoff, timeout or deadline, PocketFlow's retry loop runs on the
+            # node itself (the fast path); otherwise on a stand-in that handles each attempt.
+            runner: Any = self if plain else _Attempts(self, index, pacing, backoff, timeout, slot if lend else None)
             try:
                 return await run_item(runner, item)
             except Exception as error:
                 # PocketFlow's loop lets an error out only after its last attempt.
                 tried = self.max_retries if plain else runner.attempts
                 raise ItemFailed(Failure(item, error, tried)) from error
+            except asyncio.CancelledError:
+                if slot.deadline_passed:  # the batch deadline, not the caller: a failure with its attempts
+                    raise ItemFailed(Failure(item, DeadlineExceeded(), runner.attempts)) from None
+                raise
 
         return await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline)
 

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pocketflow import AsyncFlow
 
-from .clock import Clock, check_clock, run
+from ._validate import check_clock
+from .clock import Clock, run
 
 RaceKind = Literal["write", "read"]
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from aiolimiter import AsyncLimiter
 
-from ._validate import check_bool, check_int, check_max_per_minute, check_real
+from ._validate import check_bool, check_int, check_real
 from .trace import CallRecord
 
 

@@ -1,7 +1,8 @@
 """The student exercise notebooks are exactly what ``make exercises`` makes from the instructor notebooks.
 
-- fast: for every instructor notebook, the stubbed cells (sources, tags, ids) equal the committed
-  student notebook's, and no solution marker or solution region survives in a student notebook;
+- fast: for every instructor notebook, the stubbed cells (sources, tags, ids, nbgrader metadata)
+  equal the committed student notebook's, and no solution marker or solution region survives in a
+  student notebook;
 - slow (a few seconds per notebook): regenerating every student notebook on a fresh kernel gives
   the committed bytes exactly;
 - the stored outputs say what they should: every solution's check passed in the instructor
@@ -39,8 +40,9 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str]]]:
-    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", [])) for cell in notebook.cells]
+def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str], Any]]:
+    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", []), cell.metadata.get("nbgrader"))
+            for cell in notebook.cells]
 
 
 def _check_outputs(notebook: nbformat.NotebookNode, seeded: bool) -> list[str]:

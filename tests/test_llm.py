@@ -90,7 +90,7 @@ def test_retry_after_is_the_time_until_the_first_slot_frees(virtual):
 
 
 def test_requests_per_minute_refuses_with_the_time_until_the_oldest_leaves_the_window(virtual):
-    llm = SimulatedLLM(latency=0.1, requests_per_minute=3)
+    llm = SimulatedLLM(latency=0.1, requests_per_minute=3, algorithm="sliding_window")
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -129,7 +129,7 @@ def test_a_requests_per_minute_limit_is_never_exceeded_in_any_60_s_window(virtua
 
 def test_tokens_per_minute_refuses_and_frees_as_calls_leave_the_window(virtual):
     prompt = "Translate to Spanish: Hello"  # 11 tokens
-    llm = SimulatedLLM(latency=1.0, tokens_per_minute=25)
+    llm = SimulatedLLM(latency=1.0, tokens_per_minute=25, algorithm="sliding_window")
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -184,7 +184,7 @@ def test_blocking_call_obeys_the_limits_too():
 def test_repr_shows_the_limits_only_when_set():
     assert repr(SimulatedLLM()) == "SimulatedLLM(latency=1, jitter=0, seed=0, failure_rate=0)"
     assert repr(SimulatedLLM(max_concurrent=5, tokens_per_minute=1000)).endswith(
-        "failure_rate=0, max_concurrent=5, tokens_per_minute=1000 (sliding_window))"
+        "failure_rate=0, max_concurrent=5, tokens_per_minute=1000 (token_bucket))"
     )
 
 
@@ -309,3 +309,49 @@ def test_rerunning_the_same_prompts_sends_the_same_workload():
     assert sorted(second) == sorted(first)
     retried = [record for record in first if record[1] > 1]
     assert retried and all(record[3] in {"ok", "error"} for record in retried)
+
+
+def test_an_overloaded_call_is_turned_away_at_once_and_counted_apart():
+    from pocket_parallel.llm import OverloadedError
+
+    llm = SimulatedLLM(latency=1.0, overload_rate=0.5, seed=1)
+    prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if llm.model.overloaded(p))
+
+    async def go():
+        with pytest.raises(OverloadedError):
+            await llm(prompt)
+        return asyncio.get_running_loop().time()
+
+    assert run(go(), clock="virtual") == 0.0
+    assert llm.stats.overloaded == 1 and llm.stats.rate_limited == 0 and llm.trace[0].outcome == "overloaded"
+    assert isinstance(OverloadedError(prompt, 1), TransientLLMError)  # retrying may succeed
+
+
+def test_a_stalled_call_is_in_flight_until_it_is_cancelled():
+    llm = SimulatedLLM(latency=1.0, stall_rate=0.5, seed=2)
+    prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if llm.stalls(p))
+
+    async def go():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(llm(prompt), timeout=30)
+        return llm.stats
+
+    stats = run(go(), clock="virtual")
+    assert stats.cancelled == 1 and stats.in_flight == 0 and llm.trace[0].duration == 30.0
+    with pytest.raises(RuntimeError, match="stall"):
+        llm.call(prompt)
+
+
+def test_a_refusal_carries_the_headers_a_provider_would_send():
+    llm = SimulatedLLM(latency=1.0, requests_per_minute=2)
+
+    async def go():
+        await asyncio.gather(llm("a"), llm("b"))
+        with pytest.raises(RateLimitError) as refused:
+            await llm("c")
+        return refused.value, llm.rate_limit_headers()
+
+    error, headers = run(go(), clock="virtual")
+    assert error.retry_after == 29.0  # at t = 1 s, one request refills every 30 s
+    assert error.headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-limit-requests"] == "2" and headers["x-ratelimit-reset-requests"] == "59s"

@@ -524,3 +524,291 @@ def test_bad_max_per_minute_in_a_class_body_or_assigned_later(virtual):
     node.max_per_minute = -5
     with pytest.raises(ValueError, match="max_per_minute"):
         virtual(node.run_async({"prompts": prompts(2)}))
+
+
+# -- deadlines: a per-attempt timeout and a whole-batch deadline --------------------------------
+
+
+def test_a_stalled_call_without_a_timeout_ends_the_run_with_a_clear_error():
+    from pocket_parallel import VirtualDeadlockError
+
+    llm = SimulatedLLM(latency=1.0, stall_rate=0.1, seed=0)
+    assert any(llm.stalls(p) for p in prompts(20))
+    with pytest.raises(VirtualDeadlockError, match="stalled call"):
+        run(AskNode(llm, max_concurrency=5).run_async({"prompts": prompts(20)}), clock="virtual")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_a_timeout_stalled_attempts_are_cancelled_on_time_and_retried(seed):
+    llm = SimulatedLLM(latency=1.0, stall_rate=0.1, seed=seed)
+    items = prompts(40)
+    node = AskNode(llm, max_concurrency=5, timeout=3.0, max_retries=4, collect_failures=True)
+    shared = {"prompts": items}
+    elapsed = run(_timed(node.run_async(shared)), clock="virtual")
+    stalled = [r for r in llm.trace if r.outcome == "cancelled"]
+    assert stalled and all(micro(r.duration) == micro(3.0) for r in stalled)
+    assert len(stalled) == sum(llm.stalls(r.prompt, r.attempt) for r in llm.trace)
+    # Every item ends: answered, or an explicit failure after 4 stalled attempts.
+    outcomes = node.outcomes
+    assert outcomes.pending == [] and len(outcomes.results) + len(outcomes.failures) == 40
+    for failure in outcomes.failures:
+        assert failure.attempts == 4 and "took longer than the timeout of 3 s" in str(failure.error)
+    for prompt, answer in zip(items, shared["answers"]):
+        if not isinstance(answer, Failure):
+            assert answer == llm.answer_for(prompt)
+    # Each item holds its slot for its attempts: the in-order schedule of those times is the makespan.
+    from pocket_parallel.experiment import item_work, semaphore_makespan
+
+    assert micro(elapsed) == micro(semaphore_makespan(item_work(llm.trace, items), 5))
+
+
+def test_a_timeout_error_raised_inside_an_attempt_is_not_mistaken_for_ours():
+    class OwnTimeout(AskNode):
+        async def exec_async(self, prompt):
+            raise TimeoutError("the service's own read timeout")
+
+    node = OwnTimeout(SimulatedLLM(), timeout=5.0, collect_failures=True)
+    run(node.run_async({"prompts": prompts(1)}), clock="virtual")
+    (failure,) = node.outcomes.failures
+    assert str(failure.error) == "the service's own read timeout"
+
+
+@pytest.mark.parametrize("collect", [True, False])
+def test_the_batch_deadline_keeps_finished_items_and_fails_the_rest(collect):
+    from pocket_parallel.collect import DeadlineExceeded
+
+    llm = SimulatedLLM(latency=1.0, jitter=0.5, seed=2)
+    items = prompts(30)
+    node = AskNode(llm, max_concurrency=4, deadline=5.0, collect_failures=collect)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        try:
+            await node.run_async({"prompts": items})
+        except DeadlineExceeded:
+            assert not collect
+        return loop.time(), [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    ended, leftovers = run(go(), clock="virtual")
+    assert ended == 5.0 and leftovers == [] and llm.stats.in_flight == 0
+    outcomes = node.outcomes
+    finished = {r.prompt for r in llm.trace if r.outcome == "ok"}
+    assert {p for p, _ in outcomes.succeeded} == finished and all(r.end <= 5.0 for r in llm.trace)
+    assert outcomes.pending == [] and outcomes.cancelled == []
+    assert len(outcomes.failures) == 30 - len(finished) > 0
+    in_flight_at_deadline = {r.prompt for r in llm.trace if r.outcome == "cancelled"}
+    assert len(in_flight_at_deadline) == 4
+    for failure in outcomes.failures:
+        assert isinstance(failure.error, DeadlineExceeded)
+        assert failure.attempts == (1 if failure.item in in_flight_at_deadline else 0)
+
+
+def test_a_flow_deadline_stops_its_sub_flows():
+    from pocket_parallel.collect import DeadlineExceeded
+
+    llm = SimulatedLLM(latency=1.0)
+    docs = [f"d{i}" for i in range(10)]
+    shared = {"docs": docs, "summaries": {}}
+    flow = AllDocs(start=Summarize(llm), max_concurrency=3, deadline=2.5, collect_failures=True)
+    virtual_time = run(_timed(flow.run_async(shared)), clock="virtual")
+    assert virtual_time == 2.5
+    assert flow.outcomes.counts() == {"ok": 6, "failed": 4, "cancelled": 0, "pending": 0}
+    assert all(isinstance(f.error, DeadlineExceeded) for f in flow.outcomes.failures)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", float("inf"), True])
+def test_bad_timeouts_and_deadlines_are_named(bad):
+    for name in ("timeout", "deadline"):
+        with pytest.raises((ValueError, TypeError), match=name):
+            AskNode(SimulatedLLM(), **{name: bad})
+    with pytest.raises((ValueError, TypeError), match="deadline"):
+        BoundedParallelBatchFlow(deadline=bad)
+
+
+# -- backoff and the concurrency slot -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("releases", [False, True])
+def test_backoff_keeps_the_slot_unless_told_to_release_it(releases):
+    llm = SimulatedLLM(latency=1.0, max_concurrent=4)
+    node = AskNode(llm, max_concurrency=8, max_retries=40, backoff=Backoff(), collect_failures=True,
+                   backoff_releases_slot=releases)
+    in_progress, peak_items = set(), 0
+
+    async def exec_async(prompt, _original=node.exec_async):
+        nonlocal peak_items
+        in_progress.add(prompt)
+        peak_items = max(peak_items, len(in_progress))
+        answer = await _original(prompt)
+        in_progress.discard(prompt)
+        return answer
+
+    node.exec_async = exec_async
+    run(node.run_async({"prompts": prompts(60)}), clock="virtual")
+    stats = llm.stats
+    assert node.outcomes.counts()["ok"] == 60 and stats.peak_in_flight == 4
+    if releases:
+        assert peak_items > 8  # items asleep in backoff gave their slots to new items
+    else:
+        assert peak_items == 8  # never more than C items in progress
+
+
+def test_releasing_the_slot_in_backoff_costs_more_429s_for_the_same_throughput():
+    from pocket_parallel import measure_throughput
+
+    kept = measure_throughput([16], items=100, max_concurrent=8)[0]
+    # measure_throughput has no switch for it: run the same node by hand.
+    llm = SimulatedLLM(latency=1.0, max_concurrent=8)
+    node = AskNode(llm, max_concurrency=16, max_retries=30, backoff=Backoff(), collect_failures=True,
+                   backoff_releases_slot=True)
+    released_time = run(_timed(node.run_async({"prompts": [f"Summarize: document {i} of 100" for i in range(1, 101)]})),
+                        clock="virtual")
+    assert kept.completed == 100 and node.outcomes.counts()["ok"] == 100
+    assert llm.stats.rate_limited > 2 * kept.rate_limited
+    assert released_time == pytest.approx(kept.makespan, rel=0.05)
+
+
+# -- unlimited, our classes behave as PocketFlow's own (its tests, adapted) ------------------------
+
+
+class _NumberProcessor(BoundedParallelBatchNode):
+    def __init__(self, delay=0.1, **limits):
+        super().__init__(**limits)
+        self.delay = delay
+
+    async def prep_async(self, shared_storage):
+        return shared_storage.get("input_numbers", [])
+
+    async def exec_async(self, number):
+        await asyncio.sleep(self.delay)
+        return number * 2
+
+    async def post_async(self, shared_storage, prep_result, exec_result):
+        shared_storage["processed_numbers"] = exec_result
+        return "processed"
+
+
+@pytest.mark.parametrize("limit", [None, 3])
+def test_pocketflow_reference_parallel_node(limit):
+    # From PocketFlow's tests/test_async_parallel_batch_node.py, on our node, unlimited and limited.
+    shared = {"input_numbers": list(range(5))}
+    elapsed = run(_timed(_NumberProcessor(0.1, max_concurrency=limit).run_async(shared)), clock="virtual")
+    assert shared["processed_numbers"] == [0, 2, 4, 6, 8]
+    assert micro(elapsed) == micro(0.1 if limit is None else 0.2)
+    for numbers in ([], [42], list(range(100))):
+        shared = {"input_numbers": numbers}
+        run(_NumberProcessor(0.01, max_concurrency=limit).run_async(shared), clock="virtual")
+        assert shared["processed_numbers"] == [x * 2 for x in numbers]
+
+    class Error(_NumberProcessor):
+        async def exec_async(self, item):
+            if item == 2:
+                raise ValueError(f"Error processing item {item}")
+            return item
+
+    with pytest.raises(ValueError):
+        run(Error(max_concurrency=limit).run_async({"input_numbers": [1, 2, 3]}), clock="virtual")
+
+    order = []
+
+    class Order(_NumberProcessor):
+        async def exec_async(self, item):
+            await asyncio.sleep(0.1 if item % 2 == 0 else 0.05)
+            order.append(item)
+            return item
+
+    # Completion order tells concurrency apart only when all four items run at once.
+    run(Order(max_concurrency=None if limit is None else 4).run_async({"input_numbers": list(range(4))}),
+        clock="virtual")
+    assert order.index(1) < order.index(0) and order.index(3) < order.index(2)
+
+
+@pytest.mark.parametrize("limit", [None, 2])
+def test_pocketflow_reference_parallel_batch_flow(limit):
+    # From PocketFlow's tests/test_async_parallel_batch_flow.py, on our flow.
+    class Processor(_NumberProcessor):
+        async def prep_async(self, shared_storage):
+            return shared_storage["batches"][self.params["batch_id"]]
+
+        async def post_async(self, shared_storage, prep_result, exec_result):
+            shared_storage.setdefault("processed_numbers", {})[self.params["batch_id"]] = exec_result
+            return "processed"
+
+    class Aggregate(AsyncNode):
+        async def prep_async(self, shared_storage):
+            processed = shared_storage.get("processed_numbers", {})
+            # PocketFlow's test reads processed[0..k-1]; batches that end at the same instant may
+            # be filed in any order, so read them in key order instead.
+            return [n for i in sorted(processed) for n in processed[i]]
+
+        async def exec_async(self, prep_result):
+            await asyncio.sleep(0.01)
+            return sum(prep_result)
+
+        async def post_async(self, shared_storage, prep_result, exec_result):
+            shared_storage["total"] = exec_result
+            return "aggregated"
+
+    class Batches(BoundedParallelBatchFlow):
+        async def prep_async(self, shared_storage):
+            return [{"batch_id": i} for i in range(len(shared_storage["batches"]))]
+
+    processor = Processor(0.1)
+    processor - "processed" >> Aggregate()
+    shared = {"batches": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}
+    elapsed = run(_timed(Batches(start=processor, max_concurrency=limit).run_async(shared)), clock="virtual")
+    assert shared["processed_numbers"] == {0: [2, 4, 6], 1: [8, 10, 12], 2: [14, 16, 18]}
+    assert shared["total"] == sum(n * 2 for batch in shared["batches"] for n in batch)
+    assert micro(elapsed) == micro(0.11 if limit is None else 0.22)
+
+    class Error(Processor):
+        async def exec_async(self, item):
+            if item == 2:
+                raise ValueError(f"Error processing item {item}")
+            return item
+
+    with pytest.raises(ValueError):
+        run(Batches(start=Error(), max_concurrency=limit).run_async({"batches": [[1, 2, 3], [4, 5, 6]]}),
+            clock="virtual")
+
+    class Item(AsyncNode):
+        async def prep_async(self, shared_storage):
+            return shared_storage["groups"][self.params["group"]][self.params["item"]]
+
+        async def exec_async(self, prep_res):
+            return prep_res * 2
+
+        async def post_async(self, shared_storage, prep_res, exec_res):
+            shared_storage.setdefault("results", {}).setdefault(self.params["group"], []).append(exec_res)
+
+    class Inner(BoundedParallelBatchFlow):
+        async def prep_async(self, shared_storage):
+            group = self.params["group"]
+            return [{"item": i, "group": group} for i in range(len(shared_storage["groups"][group]))]
+
+    class Outer(BoundedParallelBatchFlow):
+        async def prep_async(self, shared_storage):
+            return [{"group": g} for g in shared_storage["groups"]]
+
+    shared = {"groups": {"A": [1, 2], "B": [3, 4]}}
+    run(Outer(start=Inner(start=Item(), max_concurrency=limit), max_concurrency=limit).run_async(shared),
+        clock="virtual")
+    assert sorted(shared["results"]) == ["A", "B"]
+    assert sorted(shared["results"]["A"]) == [2, 4] and sorted(shared["results"]["B"]) == [6, 8]
+
+
+def test_a_gate_shared_by_two_nodes_caps_their_calls_together():
+    llm = SimulatedLLM(latency=1.0)
+
+    async def go():
+        gate = asyncio.Semaphore(3)
+        first = AskNode(llm, max_concurrency=5, gate=gate)
+        second = AskNode(llm, max_concurrency=5, gate=gate)
+        await asyncio.gather(first.run_async({"prompts": prompts(6)}),
+                             second.run_async({"prompts": [f"Translate to French: {i}" for i in range(6)]}))
+        return asyncio.get_running_loop().time()
+
+    assert run(go(), clock="virtual") == 4.0  # 12 calls, 3 at a time
+    assert llm.stats.peak_in_flight == 3
+    with pytest.raises(TypeError, match="gate"):
+        AskNode(llm, gate=3)

@@ -71,3 +71,56 @@ def test_answers_show_their_input():
     other = llm.answer_for("What is 2 + 2?")
     assert "2 + 2" in other
     assert llm.answer_for("Summarize: alpha") != llm.answer_for("Summarize: beta")
+
+
+def test_faults_are_seeded_per_prompt_and_attempt_and_independent_of_latency():
+    from pocket_parallel.workload import ServiceModel
+
+    model = ServiceModel(latency=1.0, jitter=0.3, seed=4, failure_rate=0.2, stall_rate=0.1, overload_rate=0.1)
+    prompts_ = [f"Summarize: doc {i}" for i in range(4000)]
+    assert [model.latency_for(p) for p in prompts_] == [ServiceModel(1.0, 0.3, 4).latency_for(p) for p in prompts_]
+    fails = sum(model.fails(p) for p in prompts_) / 4000
+    overloaded = sum(model.overloaded(p) for p in prompts_) / 4000
+    stalls = sum(model.stalls(p) for p in prompts_) / 4000
+    assert fails == pytest.approx(0.2, abs=0.02) and overloaded == pytest.approx(0.1, abs=0.02)
+    assert stalls == pytest.approx(0.1, abs=0.02)
+    assert not any(model.fails(p) and model.overloaded(p) for p in prompts_)  # one fault kind per attempt
+    assert {model.error_status(p) for p in prompts_} == {500, 503}
+    assert [model.stalls(p, 2) for p in prompts_] != [model.stalls(p, 1) for p in prompts_]
+
+
+def test_a_workload_makes_its_prompts_and_its_llm():
+    from pocket_parallel import Workload
+    from pocket_parallel.workload import as_workload
+
+    workload = Workload(items=3, latency=0.5, jitter=0.2, failure_rate=0.1, seed=9)
+    assert workload.prompts() == [f"Summarize: document {i} of 3" for i in (1, 2, 3)]
+    llm = workload.llm(max_concurrent=2)
+    assert (llm.latency, llm.jitter, llm.failure_rate, llm.seed, llm.max_concurrent) == (0.5, 0.2, 0.1, 9, 2)
+    assert workload.but(items=5) == Workload(5, 0.5, 0.2, 0.1, 9)
+    assert as_workload(3, latency=0.5, jitter=0.2, failure_rate=0.1, seed=9) == workload
+    assert as_workload(workload) is workload and as_workload(workload, seed=1).seed == 1
+    with pytest.raises(TypeError, match="latenzy"):
+        as_workload(3, latenzy=1.0)
+    with pytest.raises(TypeError, match="item count once"):
+        as_workload(3, items=4)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"items": 0}, "items"), ({"latency": 0}, "latency"), ({"jitter": -1}, "jitter"),
+    ({"failure_rate": 1.0}, "failure_rate"), ({"seed": -1}, "seed"),
+])
+def test_bad_workloads_are_named(kwargs, name):
+    from pocket_parallel import Workload
+
+    with pytest.raises(ValueError, match=name):
+        Workload(**kwargs)
+
+
+def test_failure_and_overload_rates_together_must_leave_room_to_succeed():
+    from pocket_parallel.workload import ServiceModel
+
+    with pytest.raises(ValueError, match="failure_rate \\+ overload_rate"):
+        ServiceModel(failure_rate=0.6, overload_rate=0.4)
+    with pytest.raises(ValueError, match="stall_rate"):
+        ServiceModel(stall_rate=1.0)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._validate import check_int
-from ..clock import Clock, VirtualDeadlockError, run
 from ..backend import set_default_llm
+from ..clock import Clock, VirtualDeadlockError, run
 from ..llm import SimulatedLLM
 
 if TYPE_CHECKING:

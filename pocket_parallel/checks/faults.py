@@ -17,7 +17,17 @@ from typing import Any
 from pocketflow import AsyncFlow, AsyncNode
 
 from ..llm import RateLimitError
-from ._feedback import CheckResult, Fail, NotAttempted, build, clip, plural, run_check, run_student, stub_hint
+from ._feedback import (
+    CheckResult,
+    Fail,
+    NotAttempted,
+    build,
+    clip,
+    plural,
+    run_check,
+    run_student,
+    stub_hint,
+)
 from ._service import CheckLLM, documents
 
 #: The service of exercise 5, as its documentation would state it.

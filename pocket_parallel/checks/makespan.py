@@ -18,7 +18,16 @@ from typing import Any
 
 from ..clock import run
 from ..experiment import AskEach, makespan_lower_bound
-from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, run_check, sec, stub_hint
+from ._feedback import (
+    CheckResult,
+    Fail,
+    NotAttempted,
+    describe,
+    not_attempted_in,
+    run_check,
+    sec,
+    stub_hint,
+)
 from ._service import CheckLLM, latencies, list_schedule, rounds_schedule
 
 Case = tuple[list[float], "int | None"]

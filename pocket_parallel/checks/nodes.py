@@ -8,8 +8,25 @@ from typing import Any
 
 from pocketflow import AsyncFlow, AsyncNode
 
-from ._feedback import CheckResult, Fail, build, clip, plural, run_check, run_student, sec
-from ._service import LANGUAGES, CheckLLM, documents_with_distinct_summaries, latencies, list_schedule, rounds_schedule, sentence
+from ._feedback import (
+    CheckResult,
+    Fail,
+    build,
+    clip,
+    plural,
+    run_check,
+    run_student,
+    sec,
+)
+from ._service import (
+    LANGUAGES,
+    CheckLLM,
+    documents_with_distinct_summaries,
+    latencies,
+    list_schedule,
+    rounds_schedule,
+    sentence,
+)
 
 _TOLERANCE = 1e-6  # seconds: the virtual clock ticks in microseconds
 
