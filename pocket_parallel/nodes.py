@@ -62,7 +62,7 @@ def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
         return None
     if not (hasattr(value, "__aenter__") and hasattr(value, "__aexit__")):
         raise TypeError(
-            f"gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
+            f"shared_gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
             f"with other nodes, or None; got {value!r}"
         )
     gate: AbstractAsyncContextManager[Any] = value
@@ -282,7 +282,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       refills continuously, as the provider's does. An integer >= 1, a
       :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
       :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
-    - ``gate``: an async context manager each attempt enters and holds for its call, such as
+    - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
     - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
@@ -316,7 +316,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     max_per_minute: int | RateLimiter | None = None
     max_tokens_per_minute: int | TokenBudget | None = None
     tokens_for: Callable[[Any], int] | None = None
-    gate: AbstractAsyncContextManager[Any] | None = None
+    shared_gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
     timeout: float | None = None
@@ -332,7 +332,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         max_per_minute: Any = _FROM_CLASS,
         max_tokens_per_minute: Any = _FROM_CLASS,
         tokens_for: Any = _FROM_CLASS,
-        gate: Any = _FROM_CLASS,
+        shared_gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
         timeout: Any = _FROM_CLASS,
@@ -348,7 +348,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         self.max_tokens_per_minute = check_max_tokens_per_minute(
             _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
         self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
-        self.gate = _check_gate(_setting(self, "gate", gate))
+        self.shared_gate = _check_gate(_setting(self, "shared_gate", shared_gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(
             "backoff_releases_slot", _setting(self, "backoff_releases_slot", backoff_releases_slot))
@@ -368,7 +368,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         state = _run_state(self)
         budget = state.token_budget(self.max_tokens_per_minute)
         pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
-                         _check_gate(self.gate))
+                         _check_gate(self.shared_gate))
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
         timeout = check_optional_seconds("timeout", self.timeout)

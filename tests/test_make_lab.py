@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from processes import kill, process_group, processes_using
+from tests.processes import kill, process_group, processes_using
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 90  # make checks the venv, then JupyterLab starts; a busy 2-core machine is slow

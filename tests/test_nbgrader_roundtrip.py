@@ -40,7 +40,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from processes import kill, processes_using
+from tests.processes import kill, processes_using
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

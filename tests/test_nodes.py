@@ -802,13 +802,13 @@ def test_a_gate_shared_by_two_nodes_caps_their_calls_together():
 
     async def go():
         gate = asyncio.Semaphore(3)
-        first = AskNode(llm, max_concurrency=5, gate=gate)
-        second = AskNode(llm, max_concurrency=5, gate=gate)
+        first = AskNode(llm, max_concurrency=5, shared_gate=gate)
+        second = AskNode(llm, max_concurrency=5, shared_gate=gate)
         await asyncio.gather(first.run_async({"prompts": prompts(6)}),
                              second.run_async({"prompts": [f"Translate to French: {i}" for i in range(6)]}))
         return asyncio.get_running_loop().time()
 
     assert run(go(), clock="virtual") == 4.0  # 12 calls, 3 at a time
     assert llm.stats.peak_in_flight == 3
-    with pytest.raises(TypeError, match="gate"):
-        AskNode(llm, gate=3)
+    with pytest.raises(TypeError, match="shared_gate"):
+        AskNode(llm, shared_gate=3)
