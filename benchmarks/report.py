@@ -141,7 +141,9 @@ def virtual_findings(cells: Sequence[VirtualCell]) -> list[str]:
         )
     small = [n for n in sizes if n >= 10_000]
     if len(small) >= 2:
-        low, high = min(small), max(n for n in small if n <= 10 * low) if any(n <= 10 * low for n in small) else max(small)
+        low = min(small)
+        within = [n for n in small if n <= 10 * low]
+        high = max(within) if within else max(small)
         growth = virtual_growth(cells, "node", low, high)
         if growth is not None and high > low:
             found.append(f"From N = {low:,} to N = {high:,} ({high / low:g}× the items) our node's time grew "
