@@ -141,7 +141,9 @@ def virtual_findings(cells: Sequence[VirtualCell]) -> list[str]:
         )
     small = [n for n in sizes if n >= 10_000]
     if len(small) >= 2:
-        low, high = min(small), max(n for n in small if n <= 10 * low) if any(n <= 10 * low for n in small) else max(small)
+        low = min(small)
+        within = [n for n in small if n <= 10 * low]
+        high = max(within) if within else max(small)
         growth = virtual_growth(cells, "node", low, high)
         if growth is not None and high > low:
             found.append(f"From N = {low:,} to N = {high:,} ({high / low:g}× the items) our node's time grew "
@@ -428,14 +430,16 @@ def _wrap(text: str, bullet: bool = False) -> str:
 
 
 def readme_section(
-    machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str
+    machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str,
+    extra_bullets: Sequence[str] = (),
 ) -> str:
-    """The README's benchmark section (between the markers), quoting this run's numbers."""
+    """The README's benchmark section (between the markers), quoting this run's numbers (and ``extra_bullets``)."""
     bullets = headline(cells) + [slow_summary(cells)]
     bend = gc_finding(cells)
     if bend:
         bullets.append(bend)
     bullets += virtual_findings(virtual)
+    bullets += list(extra_bullets)
     lines = [
         README_START,
         _wrap(f"Latest numbers: `{command}` ({_minutes(duration)}) on {machine.date}; {machine.summary()}; "

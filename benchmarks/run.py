@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import contenders as registry
+from . import http as http_benchmark
 from . import report
 from .machine import Machine, describe, finished
 from .measure import fresh_once, memory_once, stop_fresh_processes, time_once
@@ -129,10 +130,15 @@ class Results:
     virtual: list[VirtualCell]
     skipped: list[Skipped]
     duration: float
+    http: http_benchmark.HttpResults | None = None
 
 
-def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
-    """Measure every configuration of ``plan`` and the virtual-clock section, reporting progress on ``stream``."""
+def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True) -> Results:
+    """Measure every configuration of ``plan``, the virtual-clock section and the real-HTTP one.
+
+    The real-HTTP section runs when ``with_http`` and the plan's name has an HTTP plan
+    (``full``, ``quick``). Progress goes to ``stream``.
+    """
     configs, skipped = configurations(plan)
     machine = describe()
     progress = Progress(estimated_seconds(plan, configs), stream)
@@ -156,10 +162,16 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
             virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
     finally:
         stop_fresh_processes()
+    http = None
+    http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http else None
+    if http_plan is not None:
+        progress.say(f"real HTTP: N = {http_plan.n:,}, C = {http_plan.limit}, L = {http_plan.latency:g} s, "
+                     f"{len(http_benchmark.HTTP_CONTENDERS)} contenders × {http_plan.repetitions} runs ...")
+        http = http_benchmark.measure(http_plan, say=progress.say)
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
-    return Results(plan, machine, cells, virtual, skipped, duration)
+    return Results(plan, machine, cells, virtual, skipped, duration, http)
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -173,6 +185,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "virtual": [dataclasses.asdict(c) for c in results.virtual],
         "skipped": [dataclasses.asdict(s) for s in results.skipped],
         "duration": results.duration,
+        "http": None if results.http is None else http_benchmark.to_json(results.http),
     }
 
 
@@ -195,6 +208,7 @@ def from_json(data: dict[str, Any]) -> Results:
         virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
         skipped=[Skipped(**s) for s in data["skipped"]],
         duration=data["duration"],
+        http=None if data.get("http") is None else http_benchmark.from_json(data["http"]),
     )
 
 
@@ -202,12 +216,18 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     """Write ``<stem>.md``, ``<stem>.png`` and the raw ``<stem>.json`` into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
+    text_path.write_text(document(results, command) + "\n", encoding="utf-8")
     r = results
-    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command) + "\n",
-                         encoding="utf-8")
     report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
     raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     return [text_path, picture_path, raw_path]
+
+
+def document(results: Results, command: str) -> str:
+    """The whole results file: the main report, then the real-HTTP section when it ran."""
+    r = results
+    text = report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command)
+    return text if r.http is None else text + "\n" + http_benchmark.section(r.http)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,12 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
-    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command))
+    print(document(results, command))
     if out is not None:
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     if not args.quick:
-        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command)
+        extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, extra)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)
