@@ -6,6 +6,7 @@ started may still be alive (a short grace period lets clean shutdowns finish).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,23 @@ def virtual():
     return lambda coro: run(coro, clock="virtual")
 
 
+def _cached_loop_sockets() -> set[str]:
+    """Sockets of the event loop jupyter_core keeps for its threads' sync calls (one per thread, for good)."""
+    import sys
+
+    utils = sys.modules.get("jupyter_core.utils")
+    loop = getattr(utils, "_loop", None)
+    cached = loop.get() if loop is not None else None
+    found = set()
+    for sock in (getattr(cached, "_ssock", None), getattr(cached, "_csock", None)):
+        if sock is not None and sock.fileno() >= 0:
+            try:
+                found.add(os.readlink(f"/proc/self/fd/{sock.fileno()}"))
+            except OSError:
+                pass
+    return found
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a thread, a child process or a socket of its own behind."""
@@ -35,7 +53,7 @@ def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     while True:
         new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
         new_children = {pid: command for pid, command in descendants().items() if pid not in children}
-        new_sockets = open_sockets() - sockets
+        new_sockets = open_sockets() - sockets - _cached_loop_sockets()
         if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
