@@ -12,10 +12,13 @@ LAB_START := lab/tree/00_start_here.ipynb
 LAB_CONFIG := $(CURDIR)/jupyter-config
 # Jupyter refuses to run as root unless told; only containers and CI run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Tests and notebooks use the local LLM server, never an endpoint the shell names (notebook 08).
+NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL
+SERVE_PORT ?= 8000
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser test-nbgrader demo bench bench-quick exercises notebooks clean
+.PHONY: env lab test test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
 
 env: $(STAMP)
 
@@ -38,12 +41,12 @@ lab: env
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
 test: env
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
+	$(NO_ENDPOINT) MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
 	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
 	exit $$status
 
 test-unit: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
+	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
 
 # The nbgrader round trip on every exercise (about a minute): generate, autograde, export, feedback.
 test-nbgrader: env
@@ -56,10 +59,14 @@ test-browser: env
 	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py
 
 test-notebooks: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
+	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
 
 demo: env
 	$(BIN)/python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5
+
+# The local OpenAI-compatible LLM server with the course's defaults, on loopback; Ctrl-C stops it.
+serve: env
+	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --latency 0.5 --rpm 60 --tpm 40000 --max-concurrent 8 --seed 0
 
 # Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
 bench: env

@@ -15,6 +15,7 @@ each change took inside it (``Explorer.redraw_times``); the rest is messaging.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import statistics
@@ -23,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from queue import Empty
 from typing import Any, TextIO
@@ -221,14 +222,8 @@ def measure_cell(session: KernelSession, n: int, control: str, count: int) -> Ex
         f"assert _pp_widget.settings()[{control!r}] == {values[-1]!r}, _pp_widget.settings()\n"
         "_pp_widget.close()"
     ))
-    return ExplorerCell(n, control, tuple(values), tuple(times), tuple(inside), _load())
-
-
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
+    loads = _loads()
+    return ExplorerCell(n, control, tuple(values), tuple(times), tuple(inside), None if loads is None else loads[0])
 
 
 def seconds_estimate(items: Sequence[int], count: int) -> float:
@@ -239,8 +234,28 @@ def seconds_estimate(items: Sequence[int], count: int) -> float:
     return 8.0 + sum(len(CONTROLS) * (count + 1) * per_move[n] for n in items)
 
 
-def measure(items: Sequence[int], count: int, stream: TextIO = sys.stderr) -> list[ExplorerCell]:
+@dataclass(frozen=True)
+class ExplorerResults:
+    """Every cell of one run of the explorer's benchmark, with when it ran and the load around it."""
+
+    cells: tuple[ExplorerCell, ...]
+    date: str
+    duration: float
+    load_start: tuple[float, float, float] | None
+    load_end: tuple[float, float, float] | None
+
+
+def _loads() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):
+        return None
+
+
+def measure(items: Sequence[int], count: int, stream: TextIO = sys.stderr) -> ExplorerResults:
     """Time ``count`` moves of each slider in :data:`CONTROLS` at each N of ``items``, in one kernel."""
+    began, load_start = time.perf_counter(), _loads()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cells = []
     with kernel() as session:
         for n in items:
@@ -250,4 +265,111 @@ def measure(items: Sequence[int], count: int, stream: TextIO = sys.stderr) -> li
                 print(f"        explorer N = {n}, {control}: median {1000 * cell.median:.0f} ms over {count} moves "
                       f"(in the kernel {1000 * cell.kernel_median:.0f} ms); load {load}", file=stream, flush=True)
                 cells.append(cell)
-    return cells
+    return ExplorerResults(tuple(cells), date, time.perf_counter() - began, load_start, _loads())
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+_SLIDERS = {"max_concurrency": "C (a new C each move)", "latency": "latency (a new workload each move)"}
+
+
+def _order(cell: ExplorerCell) -> tuple[int, int]:
+    return cell.n, CONTROLS.index(cell.control) if cell.control in CONTROLS else len(CONTROLS)
+
+
+def _ms(value: float) -> str:
+    return f"{1000 * value:.0f} ms"
+
+
+def _short(control: str) -> str:
+    return "C" if control == "max_concurrency" else control
+
+
+def table(results: ExplorerResults) -> str:
+    """One row per N and slider: the median time to the new picture, its spread, and the load."""
+    lines = ["| N | slider moved | moves | to the new picture: median | min–max | within "
+             f"{_ms(TARGET)} | inside the kernel: median | load (1 min) |",
+             "|---:|:---|---:|---:|---:|---:|---:|---:|"]
+    for cell in sorted(results.cells, key=_order):
+        within = sum(t <= TARGET for t in cell.times)
+        load = "unknown" if cell.load is None else f"{cell.load:.2f}"
+        lines.append(f"| {cell.n:,} | {_SLIDERS.get(cell.control, cell.control)} | {len(cell.times)} | "
+                     f"{_ms(cell.median)} | {_ms(min(cell.times))}–{_ms(max(cell.times))} | "
+                     f"{within} of {len(cell.times)} | {_ms(cell.kernel_median)} | {load} |")
+    return "\n".join(lines)
+
+
+def readme_bullet(results: ExplorerResults) -> str | None:
+    """One sentence: the median response per N and slider, and whether it met :data:`TARGET`."""
+    ordered = sorted(results.cells, key=_order)
+    if not ordered:
+        return None
+    by_n: dict[int, list[str]] = {}
+    for cell in ordered:
+        by_n.setdefault(cell.n, []).append(f"{_ms(cell.median)} ({_short(cell.control)})")
+    parts = "; ".join(f"N = {n:,}: " + ", ".join(texts) for n, texts in by_n.items())
+    missed = [c for c in ordered if c.median > TARGET]
+    verdict = (f"within the {_ms(TARGET)} aimed for everywhere" if not missed else
+               f"over the {_ms(TARGET)} aimed for at " + ", ".join(f"N = {c.n:,} ({_short(c.control)})" for c in missed))
+    loads = [c.load for c in ordered if c.load is not None]
+    load = f" (1-minute load average {min(loads):.1f}–{max(loads):.1f} while moving)" if loads else ""
+    return (f"The explorer in a Jupyter kernel, from a slider move to the new picture, median of "
+            f"{len(ordered[0].times)} moves: {parts}; {verdict}{load}. Method and every move: "
+            "[benchmarks/results/latest.md](benchmarks/results/latest.md).")
+
+
+def _load_text(load: tuple[float, float, float] | None) -> str:
+    return "unknown" if load is None else ", ".join(f"{x:.2f}" for x in load)
+
+
+def section(results: ExplorerResults) -> str:
+    """The explorer's part of the results file (Markdown)."""
+    minutes, seconds = divmod(round(results.duration), 60)
+    return "\n".join([
+        "## The explorer: from a slider move to the new picture, in a Jupyter kernel",
+        "",
+        "A kernel is started with `jupyter_client`, `explorer(items=N, max_concurrency=10, latency=1.0, jitter=0.3)` "
+        "is made in it, and each move sets a slider's value with the comm message a browser sends; the time runs "
+        "until the picture widget's update with the new PNG arrives. Between moves the explorer finishes measuring "
+        "its curve. Each move of C goes to a C not yet run (the curve's own points are skipped); each latency move "
+        f"(+0.01 s) is a new workload. The aim: a median of {_ms(TARGET)} or less for N up to 500. *Inside the "
+        "kernel* is the explorer's own `redraw_times` (run, draw, encode); the rest is messaging. "
+        f"This part ran on {results.date} and took {minutes} min {seconds:02d} s; load average (1, 5, 15 min) "
+        f"{_load_text(results.load_start)} at its start, {_load_text(results.load_end)} at its end.",
+        "",
+        table(results),
+        "",
+    ])
+
+
+def to_json(results: ExplorerResults) -> dict[str, Any]:
+    """The results as plain JSON data."""
+    return asdict(results)
+
+
+def from_json(data: dict[str, Any]) -> ExplorerResults:
+    """The inverse of :func:`to_json`."""
+    def load(value: Any) -> tuple[float, float, float] | None:
+        return None if value is None else (float(value[0]), float(value[1]), float(value[2]))
+
+    cells = tuple(ExplorerCell(c["n"], c["control"], tuple(c["values"]), tuple(c["times"]), tuple(c["kernel_times"]),
+                               c.get("load")) for c in data["cells"])
+    return ExplorerResults(cells, data["date"], data["duration"], load(data["load_start"]), load(data["load_end"]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.explorer [--quick]``: time the explorer alone and print its section."""
+    import argparse
+
+    from .plan import FULL, QUICK
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.explorer", description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="N = 50 and 500, three moves per slider")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    print(section(measure(plan.explorer_items, plan.explorer_moves)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -252,5 +252,13 @@ def fresh_once(
     return FreshRun(answer["wall"], answer["loop"], int(answer["rss"]), int(answer["peak"]))
 
 
+def stop_fresh_processes() -> None:
+    """Stop the helper process that forks the fresh runs (started again on the next run if needed)."""
+    global _server
+    if _server is not None:
+        _server.close()
+        _server = None
+
+
 if __name__ == "__main__":
     serve()

@@ -14,7 +14,6 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from pocket_parallel.plots import CourseFigure
 
 from .contenders import BY_KEY, FLOOR, THREAD_CAP
-from .explorer import CONTROLS, TARGET, ExplorerCell
 from .machine import Machine
 from .plan import Plan, Skipped
 from .stats import Cell, VirtualCell, find, virtual_growth, virtual_ratio
@@ -143,7 +142,8 @@ def virtual_findings(cells: Sequence[VirtualCell]) -> list[str]:
     small = [n for n in sizes if n >= 10_000]
     if len(small) >= 2:
         low = min(small)
-        high = max(n for n in small if n <= 10 * low)  # low itself qualifies
+        within = [n for n in small if n <= 10 * low]
+        high = max(within) if within else max(small)
         growth = virtual_growth(cells, "node", low, high)
         if growth is not None and high > low:
             found.append(f"From N = {low:,} to N = {high:,} ({high / low:g}× the items) our node's time grew "
@@ -179,52 +179,6 @@ def summary_table(cells: Sequence[Cell]) -> str:
             label += f" (no limit: at most {THREAD_CAP:,} threads)"
         rows.append([label] + [f"{c.overhead:.2f}× ({c.efficiency:.0%})" if c else "–" for c in found])
     return _table(header, rows, "l" + "r" * len(columns))
-
-
-_SLIDERS = {"max_concurrency": "C (a new C each move)", "latency": "latency (a new workload each move)"}
-
-
-def _explorer_order(cell: ExplorerCell) -> tuple[int, int]:
-    return cell.n, CONTROLS.index(cell.control) if cell.control in CONTROLS else len(CONTROLS)
-
-
-def _ms(value: float) -> str:
-    return f"{1000 * value:.0f} ms"
-
-
-def explorer_table(cells: Sequence[ExplorerCell]) -> str:
-    """The explorer's response in a kernel: one row per N and slider."""
-    rows = []
-    for cell in sorted(cells, key=_explorer_order):
-        within = sum(t <= TARGET for t in cell.times)
-        rows.append([
-            f"{cell.n:,}", _SLIDERS.get(cell.control, cell.control), str(len(cell.times)), _ms(cell.median),
-            f"{_ms(min(cell.times))}–{_ms(max(cell.times))}", f"{within} of {len(cell.times)}", _ms(cell.kernel_median),
-            "unknown" if cell.load is None else f"{cell.load:.2f}",
-        ])
-    header = ["N", "slider moved", "moves", "to the new picture: median", "min–max", f"within {_ms(TARGET)}",
-              "inside the kernel: median", "load (1 min)"]
-    return _table(header, rows, "rlrrrrrr")
-
-
-def explorer_finding(cells: Sequence[ExplorerCell]) -> str | None:
-    """One sentence: the explorer's median response per N and slider, and whether it met its target."""
-    if not cells:
-        return None
-    ordered = sorted(cells, key=_explorer_order)
-    by_n: dict[int, list[str]] = {}
-    for cell in ordered:
-        by_n.setdefault(cell.n, []).append(f"{_ms(cell.median)} ({'C' if cell.control == 'max_concurrency' else cell.control})")
-    parts = "; ".join(f"N = {n:,}: " + ", ".join(texts) for n, texts in by_n.items())
-    missed = [c for c in ordered if c.median > TARGET]
-    verdict = (f"within the {_ms(TARGET)} aimed for everywhere" if not missed else
-               f"over the {_ms(TARGET)} aimed for at " + ", ".join(
-                   f"N = {c.n:,} ({'C' if c.control == 'max_concurrency' else c.control})" for c in missed))
-    loads = [c.load for c in ordered if c.load is not None]
-    load = f" (1-minute load average {min(loads):.1f}–{max(loads):.1f} while moving)" if loads else ""
-    return (f"The explorer in a Jupyter kernel, from a slider move to the new picture, median of "
-            f"{len(ordered[0].times)} moves: {parts}; {verdict}{load}. Method and every move: "
-            "[benchmarks/results/latest.md](benchmarks/results/latest.md).")
 
 
 # -- findings: the headline numbers and the explanations ------------------------------------------
@@ -420,7 +374,6 @@ def document(
     skipped: Sequence[Skipped],
     duration: float,
     command: str,
-    explorer: Sequence[ExplorerCell] = (),
 ) -> str:
     """The whole results file (Markdown)."""
     lines = [
@@ -462,21 +415,6 @@ def document(
             *virtual_findings(virtual),
             "",
         ]
-    if explorer:
-        lines += [
-            "## The explorer: from a slider move to the new picture, in a Jupyter kernel",
-            "",
-            "A kernel is started with `jupyter_client`, `explorer(items=N, max_concurrency=10, latency=1.0, "
-            "jitter=0.3)` is made in it, and each move sets a slider's value with the comm message a browser "
-            "sends; the time runs until the picture widget's update with the new PNG arrives. Between moves the "
-            "explorer finishes measuring its curve. Each move of C goes to a C not yet run (the curve's own points "
-            f"are skipped); each latency move (+0.01 s) is a new workload. The aim: a median of {_ms(TARGET)} or "
-            "less for N up to 500. *Inside the kernel* is the explorer's own `redraw_times` (run, draw, encode); "
-            "the rest is messaging.",
-            "",
-            explorer_table(explorer),
-            "",
-        ]
     return "\n".join(lines)
 
 
@@ -493,17 +431,15 @@ def _wrap(text: str, bullet: bool = False) -> str:
 
 def readme_section(
     machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str,
-    explorer: Sequence[ExplorerCell] = (),
+    extra_bullets: Sequence[str] = (),
 ) -> str:
-    """The README's benchmark section (between the markers), quoting this run's numbers."""
+    """The README's benchmark section (between the markers), quoting this run's numbers (and ``extra_bullets``)."""
     bullets = headline(cells) + [slow_summary(cells)]
     bend = gc_finding(cells)
     if bend:
         bullets.append(bend)
     bullets += virtual_findings(virtual)
-    shown = explorer_finding(explorer)
-    if shown:
-        bullets.append(shown)
+    bullets += list(extra_bullets)
     lines = [
         README_START,
         _wrap(f"Latest numbers: `{command}` ({_minutes(duration)}) on {machine.date}; {machine.summary()}; "

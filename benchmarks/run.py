@@ -16,15 +16,16 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import contenders as registry
-from . import explorer, report
-from .explorer import ExplorerCell
+from . import explorer as explorer_benchmark
+from . import http as http_benchmark
+from . import report
 from .machine import Machine, describe, finished
-from .measure import fresh_once, memory_once, time_once
+from .measure import fresh_once, memory_once, stop_fresh_processes, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
 from .stats import Cell, VirtualCell, ideal, summarize
 
@@ -130,42 +131,55 @@ class Results:
     virtual: list[VirtualCell]
     skipped: list[Skipped]
     duration: float
-    explorer: list[ExplorerCell] = field(default_factory=list)
+    http: http_benchmark.HttpResults | None = None
+    explorer: explorer_benchmark.ExplorerResults | None = None
 
 
-def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
-    """Measure every configuration of ``plan`` and the virtual-clock section, reporting progress on ``stream``."""
+def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True) -> Results:
+    """Measure every configuration of ``plan``, the virtual-clock section and the real-HTTP one.
+
+    The real-HTTP section runs when ``with_http`` and the plan's name has an HTTP plan
+    (``full``, ``quick``). Progress goes to ``stream``.
+    """
     configs, skipped = configurations(plan)
     machine = describe()
-    explorer_estimate = explorer.seconds_estimate(plan.explorer_items, plan.explorer_moves)
+    explorer_estimate = explorer_benchmark.seconds_estimate(plan.explorer_items, plan.explorer_moves)
     progress = Progress(estimated_seconds(plan, configs) + explorer_estimate, stream)
     progress.say(f"{plan.name} benchmark on {machine.summary()}; {machine.load_text()}")
     progress.say(f"{len(configs)} configurations, roughly {progress.total_estimate / 60:.1f} min; "
                  f"{len(skipped)} skipped (listed in the results)")
     cells: list[Cell] = []
-    for index, config in enumerate(configs, start=1):
-        progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
-        began = time.perf_counter()
-        cells += run_config(plan, config)
-        left = progress.advance(config_seconds(plan, config))
-        progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
     virtual: list[VirtualCell] = []
-    for n in plan.virtual_items:
-        progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
-        virtual += run_virtual(plan, n)
-    for n in plan.virtual_large:
-        progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
-        virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
-    explorer_cells: list[ExplorerCell] = []
+    try:
+        for index, config in enumerate(configs, start=1):
+            progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
+            began = time.perf_counter()
+            cells += run_config(plan, config)
+            left = progress.advance(config_seconds(plan, config))
+            progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
+        for n in plan.virtual_items:
+            progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
+            virtual += run_virtual(plan, n)
+        for n in plan.virtual_large:
+            progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
+            virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
+    finally:
+        stop_fresh_processes()
+    http = None
+    http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http else None
+    if http_plan is not None:
+        progress.say(f"real HTTP: N = {http_plan.n:,}, C = {http_plan.limit}, L = {http_plan.latency:g} s, "
+                     f"{len(http_benchmark.HTTP_CONTENDERS)} contenders × {http_plan.repetitions} runs ...")
+        http = http_benchmark.measure(http_plan, say=progress.say)
+    explorer = None
     if plan.explorer_items:
         progress.say(f"explorer in a Jupyter kernel: N = {', '.join(map(str, plan.explorer_items))}, "
                      f"{plan.explorer_moves} moves per slider ...")
-        explorer_cells = explorer.measure(plan.explorer_items, plan.explorer_moves, stream)
-        progress.advance(explorer_estimate)
+        explorer = explorer_benchmark.measure(plan.explorer_items, plan.explorer_moves, stream)
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
-    return Results(plan, machine, cells, virtual, skipped, duration, explorer_cells)
+    return Results(plan, machine, cells, virtual, skipped, duration, http, explorer)
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -179,7 +193,8 @@ def to_json(results: Results) -> dict[str, Any]:
         "virtual": [dataclasses.asdict(c) for c in results.virtual],
         "skipped": [dataclasses.asdict(s) for s in results.skipped],
         "duration": results.duration,
-        "explorer": [dataclasses.asdict(c) for c in results.explorer],
+        "http": None if results.http is None else http_benchmark.to_json(results.http),
+        "explorer": None if results.explorer is None else explorer_benchmark.to_json(results.explorer),
     }
 
 
@@ -202,7 +217,8 @@ def from_json(data: dict[str, Any]) -> Results:
         virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
         skipped=[Skipped(**s) for s in data["skipped"]],
         duration=data["duration"],
-        explorer=[ExplorerCell(**_tuples(c)) for c in data.get("explorer", [])],  # absent before it was measured
+        http=None if data.get("http") is None else http_benchmark.from_json(data["http"]),
+        explorer=None if data.get("explorer") is None else explorer_benchmark.from_json(data["explorer"]),
     )
 
 
@@ -212,11 +228,21 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
     # The numbers first: if drawing a report fails, --redraw can still make it from them.
     raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
+    text_path.write_text(document(results, command) + "\n", encoding="utf-8")
     r = results
-    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command,
-                                         r.explorer) + "\n", encoding="utf-8")
     report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
     return [text_path, picture_path, raw_path]
+
+
+def document(results: Results, command: str) -> str:
+    """The whole results file: the main report, then the real-HTTP and the explorer's sections when they ran."""
+    r = results
+    parts = [report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command)]
+    if r.http is not None:
+        parts.append(http_benchmark.section(r.http))
+    if r.explorer is not None:
+        parts.append(explorer_benchmark.section(r.explorer))
+    return "\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,12 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
-    if out is not None:  # written before anything is printed, so a measurement is never lost
+    if out is not None:  # before anything is printed: a measurement is never lost to a report's error
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
-    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command, r.explorer))
+    print(document(results, command))
     if not args.quick:
-        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, r.explorer)
+        extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
+        shown = None if r.explorer is None else explorer_benchmark.readme_bullet(r.explorer)
+        extra += [shown] if shown else []
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, extra)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)

@@ -60,3 +60,49 @@ def kill(pids: dict[int, str] | list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def descendants(pid: int | None = None) -> dict[int, str]:
+    """{pid: command line} of the live (not zombie) processes descended from ``pid`` (default: this one)."""
+    root = os.getpid() if pid is None else pid
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    if not PROC.is_dir():
+        return {}
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        state, parent = stat[stat.rfind(")") + 2:].split()[:2]
+        if state != "Z":
+            parents[int(entry.name)] = int(parent)
+            commands[int(entry.name)] = command[:200]
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        current = frontier.pop()
+        for child, parent in parents.items():
+            if parent == current and child not in found:
+                found[child] = commands[child]
+                frontier.append(child)
+    return found
+
+
+def open_sockets() -> set[str]:
+    """The sockets this process holds open (their ``socket:[inode]`` names; Linux only)."""
+    fds = PROC / "self" / "fd"
+    found = set()
+    if not fds.is_dir():
+        return found
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found

@@ -46,11 +46,20 @@ def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list
 
 
 def _check_outputs(notebook: nbformat.NotebookNode, seeded: bool) -> list[str]:
-    """The text printed by the cells tagged 'check' that call a check with (or without) a fixed seed."""
+    """The text shown by the cells tagged 'check' that call a check with (or without) a fixed seed.
+
+    A check prints nothing: its result shows itself once, as the cell's value or through
+    ``display(result)`` (as Markdown, and as wrapped plain text, which is what this returns). A
+    test cell then asserts on it, which adds an error output until the check passes.
+    """
     found = []
     for cell in notebook.cells:
         if cell.cell_type == "code" and "check" in cell.metadata.get("tags", []) and ("seed=" in cell.source) == seeded:
-            found.append("".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream"))
+            shown = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+            assert len(shown) == 1 and all(o.output_type in ("execute_result", "display_data", "error")
+                                           for o in cell.outputs), cell.outputs
+            assert set(shown[0].data) == {"text/plain", "text/markdown"}
+            found.append(shown[0].data["text/plain"])
     return found
 
 
@@ -87,8 +96,8 @@ def test_stored_notebooks_are_clean_complete_runs(path: Path):
 @pytest.mark.parametrize("source", INSTRUCTOR, ids=lambda p: p.stem)
 def test_stored_check_outputs_say_passed_and_not_attempted(source: Path):
     solved, stubbed = _check_outputs(_read(source), False), _check_outputs(_read(make.STUDENT_DIR / source.name), False)
-    assert solved and all(text.startswith("Passed: ") for text in solved), solved
-    assert stubbed and all(text.startswith("Not attempted yet: ") for text in stubbed), stubbed
+    assert solved and all(text.startswith("Passed · Exercise ") for text in solved), solved
+    assert stubbed and all(text.startswith("Not attempted yet · Exercise ") for text in stubbed), stubbed
     # Demonstrations of a check failing use a fixed seed, so they read the same in both versions.
     assert _check_outputs(_read(source), True) == _check_outputs(_read(make.STUDENT_DIR / source.name), True)
 

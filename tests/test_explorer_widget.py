@@ -9,7 +9,7 @@ import io
 import ipywidgets
 import PIL.Image
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.formatters import DisplayFormatter
 
 from pocket_parallel import compare, explorer
 from pocket_parallel import explorer_runs
@@ -190,7 +190,7 @@ def test_repr_is_short_and_names_the_settings():
 
 
 def test_a_cell_showing_it_stores_a_still_picture_beside_the_widget(small):
-    data, _ = InteractiveShell.instance().display_formatter.format(small)
+    data, _ = DisplayFormatter().format(small)  # what IPython stores for a cell's result
     assert data["text/plain"] == repr(small)
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == small.model_id
     still = data["image/png"]

@@ -136,6 +136,10 @@ def _stop(lab: Lab) -> list[str]:
     return [f"pid {pid}: {command}" for pid, command in left.items()]
 
 
+# One make lab for the module: its fixture checks, when it stops, that nothing was left running.
+pytestmark = pytest.mark.shares_resources
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Lab]:
     """``make lab`` on a free port, without a browser, as README.md shows."""

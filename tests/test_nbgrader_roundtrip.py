@@ -62,7 +62,9 @@ EXPORT = ["nbgrader", "export", "--to", "grades.csv"]
 FEEDBACK = ["nbgrader", "generate_feedback", "*"]
 
 STUDENTS = ("solved", "stub", "mistaken")
-STATUS = re.compile(r"(Passed|Not yet|Not attempted yet): ")
+# A check's verdict opens what it shows: "Passed · Exercise 1" on a line of its own (a result shown
+# by display), or "Passed: ..." (its .message, as in an assertion).
+STATUS = re.compile(r"(Passed|Not yet|Not attempted yet)(: | · )")
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,8 @@ def test_feedback_shows_every_check_paragraph(course: Course):
         for cell in tests:
             paragraph = check_paragraph(cell)
             expected = _expected_status(student, assignment, cell.metadata.nbgrader.grade_id)
-            assert paragraph.startswith(f"{expected}: "), f"{student}/{assignment}: {paragraph[:200]}"
+            verdict = STATUS.match(paragraph)
+            assert verdict and verdict.group(1) == expected, f"{student}/{assignment}: {paragraph[:200]}"
             assert _plain(paragraph)[:120] in feedback, f"{student}/{assignment}: feedback lacks {paragraph[:120]!r}"
 
 
@@ -299,7 +302,7 @@ def check_paragraph(cell: nbformat.NotebookNode) -> str:
         if output.output_type == "stream":
             texts.append(output.text)
         elif output.output_type in ("display_data", "execute_result"):
-            texts.extend(_joined(output.data.get(mime, "")) for mime in ("text/markdown", "text/plain"))
+            texts.extend(_joined(output.data.get(mime, "")) for mime in ("text/plain", "text/markdown"))
         elif output.output_type == "error":
             texts.append(output.evalue)
     for text in texts:
@@ -340,6 +343,11 @@ def test_paragraph_is_found_in_any_output_form():
                                 "metadata": {}})
     failed = nbformat.from_dict({"outputs": [{"output_type": "error", "ename": "AssertionError",
                                               "evalue": "Not attempted yet: f still raises.", "traceback": []}], "metadata": {}})
+    displayed = nbformat.from_dict({"outputs": [{"output_type": "display_data", "metadata": {},
+                                                 "data": {"text/markdown": "**Passed** · Exercise 1\n\nAll \\_good.",
+                                                          "text/plain": "Passed · Exercise 1\n\nAll _good."}}],
+                                    "metadata": {}})
+    assert check_paragraph(displayed) == "Passed · Exercise 1 All _good."
     assert check_paragraph(printed) == "Passed: all good."
     assert check_paragraph(shown) == "Not yet: x was 2."
     assert check_paragraph(failed) == "Not attempted yet: f still raises."
