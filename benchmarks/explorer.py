@@ -358,16 +358,35 @@ def from_json(data: dict[str, Any]) -> ExplorerResults:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.explorer [--quick]``: time the explorer alone and print its section."""
+    """``python -m benchmarks.explorer [--quick] [--into RESULTS.json]``: time the explorer alone, print its section.
+
+    With ``--into``, the explorer's part of a saved full run is replaced by this measurement
+    (which keeps its own date and load); ``python -m benchmarks.run --redraw`` then redraws
+    the reports from it.
+    """
     import argparse
 
     from .plan import FULL, QUICK
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.explorer", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.explorer", description=main.__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 50 and 500, three moves per slider")
+    parser.add_argument("--into", type=Path, metavar="RESULTS.json",
+                        help="replace the explorer's part of this saved full run with the new measurement")
     args = parser.parse_args(argv)
+    if args.into is not None:
+        if args.quick:
+            parser.error("--into takes the full measurement, not a quick one")
+        try:
+            saved = json.loads(args.into.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            parser.error(f"--into: cannot read {args.into}: {error}")
     plan = QUICK if args.quick else FULL
-    print(section(measure(plan.explorer_items, plan.explorer_moves)))
+    results = measure(plan.explorer_items, plan.explorer_moves)
+    print(section(results))
+    if args.into is not None:
+        saved["explorer"] = to_json(results)
+        args.into.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote the explorer's part into {args.into}", file=sys.stderr)
     return 0
 
 

@@ -112,3 +112,17 @@ def test_a_real_kernel_answers_every_move_and_is_gone_afterwards():
     assert results.duration > 0 and results.date.endswith("UTC")
     (session,) = seen
     assert not session.manager.has_kernel
+
+
+def test_into_replaces_only_the_explorers_part_of_saved_results(tmp_path, monkeypatch):
+    saved = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    target = tmp_path / "latest.json"
+    target.write_text(json.dumps(saved))
+    fresh = results_of([cell(50, "max_concurrency", [0.02, 0.03])])
+    monkeypatch.setattr(explorer, "measure", lambda items, count, stream=None: fresh)
+    assert explorer.main(["--into", str(target)]) == 0
+    merged = json.loads(target.read_text())
+    assert from_json(merged).explorer == fresh
+    assert {k: v for k, v in merged.items() if k != "explorer"} == {k: v for k, v in saved.items() if k != "explorer"}
+    with pytest.raises(SystemExit):
+        explorer.main(["--quick", "--into", str(target)])
