@@ -313,8 +313,8 @@ def readme_bullet(results: ExplorerResults) -> str | None:
                f"over the {_ms(TARGET)} aimed for at " + ", ".join(f"N = {c.n:,} ({_short(c.control)})" for c in missed))
     loads = [c.load for c in ordered if c.load is not None]
     load = f" (1-minute load average {min(loads):.1f}–{max(loads):.1f} while moving)" if loads else ""
-    return (f"The explorer in a Jupyter kernel, from a slider move to the new picture, median of "
-            f"{len(ordered[0].times)} moves: {parts}; {verdict}{load}. Method and every move: "
+    return (f"The explorer in a Jupyter kernel (timed {results.date}), from a slider move to the new picture, "
+            f"median of {len(ordered[0].times)} moves: {parts}; {verdict}{load}. Method and every move: "
             "[benchmarks/results/latest.md](benchmarks/results/latest.md).")
 
 
