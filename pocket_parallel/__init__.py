@@ -7,7 +7,9 @@ own, one idea each:
   :class:`BoundedParallelBatchFlow`, PocketFlow's parallel classes with limits that hold
   inside an ``AsyncFlow`` too (concurrency, pacing, backoff, timeouts, deadlines).
 - :mod:`~pocket_parallel.backend`: ``call_llm_async`` / ``call_llm`` and the backend behind
-  them (:func:`set_default_llm`); :mod:`~pocket_parallel.llm`: :class:`SimulatedLLM`, built
+  them (:func:`set_default_llm`); :mod:`~pocket_parallel.openai_llm`: :class:`OpenAILLM`, a
+  backend over HTTP on the official ``openai`` client, and :mod:`~pocket_parallel.server`, a
+  local OpenAI-compatible server to point it at; :mod:`~pocket_parallel.llm`: :class:`SimulatedLLM`, built
   from :mod:`~pocket_parallel.workload` (the seeded :class:`Workload` and its model),
   :mod:`~pocket_parallel.quota` (server-side limits) and :mod:`~pocket_parallel.trace`.
 - :mod:`~pocket_parallel.clock`: :func:`run`, in real or virtual time, from a script or a cell.
@@ -39,12 +41,16 @@ from .workload import Workload
 
 
 def __getattr__(name: str) -> Any:
-    # The explorer needs ipywidgets and matplotlib: imported on first use, so that
-    # ``import pocket_parallel`` (and the terminal demo) stays quick.
+    # The explorer needs ipywidgets and matplotlib, OpenAILLM the openai client: imported on
+    # first use, so that ``import pocket_parallel`` (and the terminal demo) stays quick.
     if name == "explorer":
         from . import widgets
 
         return widgets.explorer
+    if name == "OpenAILLM":  # imports the openai client, which takes a while
+        from .openai_llm import OpenAILLM
+
+        return OpenAILLM
     raise AttributeError(f"module 'pocket_parallel' has no attribute {name!r}")
 
 
@@ -59,6 +65,7 @@ __all__ = [
     "BoundedParallelBatchNode",
     "Failure",
     "LLMError",
+    "OpenAILLM",
     "RateLimitError",
     "RateLimiter",
     "SimulatedLLM",

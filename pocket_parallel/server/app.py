@@ -1,0 +1,188 @@
+"""The HTTP routes, on ``aiohttp.web``: OpenAI's Chat Completions API over a :class:`ChatService`.
+
+- ``POST /v1/chat/completions``: a ``chat.completion`` (or, with ``"stream": true``, its
+  server-sent ``chat.completion.chunk`` events), or an OpenAI-style error.
+- ``GET /v1/models``: the one model served.
+- ``GET /stats``: the counters (:class:`~pocket_parallel.server.stats.ServerStats`), the
+  settings and the limits; ``POST /stats/reset`` zeroes the counters and refills the limits.
+
+Every response of the completions route, refused or not, carries the ``x-ratelimit-*``
+headers of the per-minute limits that are set. Any other path gets a 404 and any other
+method a 405, both as JSON; no request, however malformed, stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .chat_request import ChatRequest, parse_chat_request
+from .errors import ApiError
+from .service import Answer, ChatService
+
+SERVICE = web.AppKey("service", ChatService)
+ACTIVE = web.AppKey("active", set)  # handler tasks answering a completion right now
+NUMBERS = web.AppKey("numbers", itertools.count)  # numbers the responses: chatcmpl-1, req_1...
+#: Largest request body accepted (bytes); a larger one gets a 413.
+MAX_BODY = 1024 * 1024
+_log = logging.getLogger(__name__)
+
+
+def make_app(service: ChatService) -> web.Application:
+    """The aiohttp application serving ``service``."""
+    app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY)
+    app[SERVICE] = service
+    app[ACTIVE] = set()
+    app[NUMBERS] = itertools.count(1)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/stats", _stats)
+    app.router.add_post("/stats/reset", _reset)
+    app.router.add_get("/", _index)
+    return app
+
+
+async def cancel_active(app: web.Application) -> None:
+    """Cancel every request still being answered (stalled ones included) and wait until they end."""
+    active = set(app[ACTIVE])
+    for task in active:
+        task.cancel()
+    if active:
+        await asyncio.wait(active, timeout=5.0)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _error(error: ApiError) -> web.Response:
+    return _json(error.body(), error.status, error.headers)
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as error:
+        return _error(error)
+    except web.HTTPException as error:  # raised by aiohttp itself: no route, wrong method, body too large
+        if error.status < 400:
+            raise
+        message = {
+            404: f"Invalid URL ({request.method} {request.path}): this server serves POST /v1/chat/completions, "
+                 "GET /v1/models, GET /stats and POST /stats/reset.",
+            405: f"Method {request.method} is not allowed on {request.path}.",
+            413: f"Request body too large: at most {MAX_BODY} bytes.",
+        }.get(error.status, error.reason)
+        code = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}.get(error.status)
+        return _error(ApiError(error.status, message, code=code))
+    except Exception:  # a bug of ours must not take the server down: answer 500 and keep serving
+        _log.exception("unexpected error answering %s %s", request.method, request.path)
+        return _error(ApiError(500, "The server had an unexpected error.", type="server_error"))
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE]
+    number = next(request.app[NUMBERS])
+    try:
+        chat = parse_chat_request(await request.read())
+    except ApiError as error:
+        service.stats.bad_requests += 1
+        error.headers.update(service.rate_headers())
+        raise
+    task = asyncio.current_task()
+    active = request.app[ACTIVE]
+    active.add(task)
+    try:
+        answer = await service.answer(chat)
+    finally:
+        active.discard(task)
+    headers = {**answer.headers, "x-request-id": f"req_{number}"}
+    if chat.stream:
+        return await _stream(request, chat, answer, number, headers)
+    return _json(_completion(chat, answer, number), headers=headers)
+
+
+def _completion(chat: ChatRequest, answer: Answer, number: int) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{number}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": chat.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": answer.text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": answer.finish_reason,
+        }],
+        "usage": _usage(answer),
+    }
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.total_tokens}
+
+
+async def _stream(request: web.Request, chat: ChatRequest, answer: Answer, number: int,
+                  headers: dict[str, str]) -> web.StreamResponse:
+    """The answer as OpenAI's server-sent events: a role chunk, content chunks, a finish chunk, [DONE]."""
+    response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    base = {"id": f"chatcmpl-{number}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": chat.model}
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        body = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if chat.include_usage:
+            body["usage"] = None
+        return body
+
+    words = answer.text.split(" ")
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": word if i == 0 else " " + word}) for i, word in enumerate(words)]
+    events.append(chunk({}, answer.finish_reason))
+    if chat.include_usage:
+        events.append({**base, "choices": [], "usage": _usage(answer)})
+    for event in events:
+        await response.write(f"data: {json.dumps(event)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _models(request: web.Request) -> web.Response:
+    name = request.app[SERVICE].settings.model
+    return _json({"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "pocket-parallel"}]})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    settings = service.settings
+    model = {name: getattr(settings, name)
+             for name in ("latency", "jitter", "seed", "failure_rate", "stall_rate", "overload_rate")}
+    return _json({**service.stats.to_json(), "settings": model,
+                  "limits": {**service.quota.limits(), "algorithm": service.quota.algorithm}})
+
+
+async def _reset(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    service.reset()
+    return _json(service.stats.to_json())
+
+
+async def _index(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    return _json({
+        "service": "pocket-parallel local LLM server (OpenAI Chat Completions API)",
+        "model": service.settings.model,
+        "simulates": service.settings.describe(),
+        "endpoints": ["POST /v1/chat/completions", "GET /v1/models", "GET /stats", "POST /stats/reset"],
+    })
