@@ -131,7 +131,9 @@ class Cluster:
                 self._config = dask.config.set({"distributed.worker.multiprocessing-method": self.start_method})
                 self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                     n_workers=self.local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    scheduler_port=0, dashboard_address="127.0.0.1:0" if self.dashboard else None,
+                    # The scheduler serves HTTP (health, and the dashboard if asked) even with no
+                    # dashboard: on a free loopback port, never on 0.0.0.0 or a fixed 8787.
+                    scheduler_port=0, dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": self.dashboard},
                     silence_logs=logging.CRITICAL if self.quiet else logging.WARNING,
                 )
                 self._client = Client(self._cluster)  # type: ignore[no-untyped-call]
