@@ -228,6 +228,7 @@ class Cluster:
         max_per_minute: int | None = None,
         cap: CapMode = "cluster",
         chunk_size: int | None = None,
+        workers: int | None = None,
         journal: str | os.PathLike[str] | None = None,
         journal_identity: str | None = None,
         kill_worker_after: int | None = None,
@@ -249,6 +250,8 @@ class Cluster:
           (C // W in each), ``"dask_semaphore"`` (one ``distributed.Semaphore`` round trip per
           call), ``"none"``.
         - ``chunk_size``: items per Dask task (default: about four chunks per worker).
+        - ``workers``: run on only this many of the cluster's workers (default: all of them),
+          to measure how throughput grows with workers.
         - ``journal``: a SQLite journal file (:class:`~pocket_parallel.journal.Journal`) every
           worker can open on a local disk: a rescheduled chunk skips the items it holds, and a
           re-run with the same file pays only for what is missing. Default: for a local
@@ -268,7 +271,15 @@ class Cluster:
         limit = check_limit("max_in_flight", max_in_flight)
         per_minute = None if max_per_minute is None else check_int("max_per_minute", max_per_minute, low=2,
                                                                    high=100_000_000)
-        workers = self.workers
+        addresses = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        if workers is not None:
+            check_int("workers", workers, low=1, high=len(addresses))
+            if kill_worker_after is not None:
+                raise ValueError("give workers or kill_worker_after, not both: a chunk pinned to a killed worker "
+                                 "could never run elsewhere")
+            addresses = addresses[:workers]
+        pinned = addresses if workers is not None else None
+        workers = len(addresses)
         if cap in ("per_worker", "static_split", "dask_semaphore") and limit is None:
             raise ValueError(f"cap={cap!r} needs max_in_flight (an integer >= 1)")
         if cap == "static_split" and limit is not None and limit < workers:
@@ -299,7 +310,8 @@ class Cluster:
             try:
                 began = time.perf_counter()
                 futures = [
-                    client.submit(run_chunk, plan, start, batch[start:start + size], key=f"{name}-{start}", pure=False)
+                    client.submit(run_chunk, plan, start, batch[start:start + size], key=f"{name}-{start}", pure=False,
+                                  workers=pinned, allow_other_workers=False)
                     for start in range(0, len(batch), size)
                 ]
                 killed = self._wait(futures, after, path, identity, deadline, began)

@@ -119,8 +119,9 @@ def test_a_killed_worker_loses_no_item_and_repays_no_finished_one(fresh, cluster
     outcome: dict[str, Any] = {}
 
     def run_batch() -> None:
+        # Two chunks, one per worker: the kill lands in the middle of one
         outcome["run"] = cluster.run(items, AskOverHTTP(fresh.base_url), max_in_flight=CAP, journal=path,
-                                     journal_identity=identity, timeout=120)
+                                     journal_identity=identity, chunk_size=150, timeout=120)
 
     worker = threading.Thread(target=run_batch)
     worker.start()
