@@ -388,9 +388,10 @@ def _wrap(text: str, bullet: bool = False) -> str:
 
 
 def readme_section(
-    machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str
+    machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str,
+    extra: Sequence[str] = (),
 ) -> str:
-    """The README's benchmark section (between the markers), quoting this run's numbers."""
+    """The README's benchmark section (between the markers), quoting this run's numbers; ``extra``: more bullets."""
     bullets = headline(cells) + [slow_summary(cells)]
     bend = gc_finding(cells)
     if bend:
@@ -402,6 +403,7 @@ def readme_section(
             f"makespan of {big.makespan:,.6g} s (ideal {big.ideal:,.6g} s) after {seconds(big.wall)} s of real "
             f"time; peak RSS growth {memory_text(big.memory)}."
         )
+    bullets += list(extra)
     lines = [
         README_START,
         _wrap(f"Latest numbers: `{command}` ({_minutes(duration)}) on {machine.date}; {machine.summary()}; "
