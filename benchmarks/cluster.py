@@ -24,10 +24,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from .machine import Machine, describe, finished
 
-CONTENDERS = ("cluster", "dask_semaphore", "static_split")
+if TYPE_CHECKING:
+    from pocket_parallel.cluster import CapMode
+
+CONTENDERS: tuple[CapMode, ...] = ("cluster", "dask_semaphore", "static_split")
 LABELS = {
     "cluster": "**pocket_parallel.cluster** (leases in blocks)",
     "dask_semaphore": "one `distributed.Semaphore` acquire per call",
@@ -86,7 +90,7 @@ class ClusterResults:
 
 
 def measure(n: int = 2000, limit: int = 16, latency: float = 0.05, workers: int = 2, repetitions: int = 1,
-            contenders: Sequence[str] = CONTENDERS, stream=sys.stderr) -> ClusterResults:  # type: ignore[no-untyped-def]
+            contenders: Sequence[CapMode] = CONTENDERS, stream: TextIO = sys.stderr) -> ClusterResults:
     """Start a server and a cluster, warm them up, then time each contender in turn."""
     from pocket_parallel.cluster import AskOverHTTP, Cluster
     from pocket_parallel.server import LocalServer
@@ -104,10 +108,12 @@ def measure(n: int = 2000, limit: int = 16, latency: float = 0.05, workers: int 
             print(f"  cluster up in {startup:.2f} s", file=stream, flush=True)
             recipe = AskOverHTTP(server.base_url)
             cluster.run(prompts[: 4 * limit], recipe, max_in_flight=limit)  # warm up: clients, imports, connections
+            order = list(contenders)
             for repetition in range(repetitions):
-                for key in contenders[repetition % len(contenders):] + contenders[: repetition % len(contenders)]:
+                shift = repetition % len(order)
+                for key in order[shift:] + order[:shift]:
                     server.reset()
-                    run = cluster.run(prompts, recipe, max_in_flight=limit, cap=key)  # type: ignore[arg-type]
+                    run = cluster.run(prompts, recipe, max_in_flight=limit, cap=key)
                     stats = server.stats()
                     seconds[key].append(run.seconds)
                     peak, refused = counted.get(key, (0, 0, 0, True, None))[:2]

@@ -324,6 +324,8 @@ class Cluster:
                     from .worker_plugin import forget_run
 
                     client.run(forget_run, name)
+                if cap == "dask_semaphore":  # its leases live on the scheduler until closed
+                    client.sync(client.scheduler.semaphore_close, name=name)
         return ClusterRun(outcomes, seconds, cap, limit, per_minute, workers, tuple(reports), ledger, killed)
 
     def _journal_path(self, journal: str | os.PathLike[str] | None, scratch: str) -> str | None:
