@@ -5,45 +5,68 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 LAB_PORT ?= 8888
+# Opened in the browser, and printed with its token for --no-browser, remote machines and containers.
+LAB_START := lab/tree/00_start_here.ipynb
+# The course's own Jupyter settings for its server (no news pop-up; nbgrader's menus and server
+# extensions off): read after the user's ~/.jupyter and before the environment's, never written.
+LAB_CONFIG := $(CURDIR)/jupyter-config
 # Jupyter refuses to run as root unless told; only containers and CI run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Tests and notebooks use the local LLM server, never an endpoint the shell names (notebook 08).
+NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL
+SERVE_PORT ?= 8000
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser demo bench bench-quick exercises notebooks clean
+.PHONY: env lab test test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
 
 env: $(STAMP)
 
-# Re-install whenever pyproject.toml changes; the stamp marks a finished install.
+# Re-install whenever pyproject.toml changes; the stamp marks a finished install. PYTHONWARNINGS
+# hides only setuptools' notice that an editable install was made ("Editable installation."),
+# which pip shows in a box like an error; every other warning and error still shows.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pocket-parallel needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "could not create $(VENV): on Debian/Ubuntu install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# LAB_PORT picks the port (the next free one if taken), LAB_ARGS adds JupyterLab options, e.g.
+#   make lab LAB_PORT=9000 LAB_ARGS=--no-browser
 lab: env
-	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) $(LAB_ROOT) $(LAB_ARGS) 00_start_here.ipynb
+	@echo "Starting JupyterLab on notebooks/00_start_here.ipynb; its address with the token follows. Stop it with Ctrl-C."
+	cd notebooks && JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		../$(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) --LabApp.default_url=/$(LAB_START) $(LAB_ROOT) $(LAB_ARGS)
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
 test: env
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
+	$(NO_ENDPOINT) MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
 	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
 	exit $$status
 
 test-unit: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser"
+	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
 
-# JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png.
+# The nbgrader round trip on every exercise (about a minute): generate, autograde, export, feedback.
+test-nbgrader: env
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m nbgrader tests/test_nbgrader_roundtrip.py
+
+# JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png;
+# and opens `make lab`'s first notebook, with no news pop-up.
 test-browser: env
 	@test -x $(CHROMIUM) || { echo "make test-browser needs chromium at $(CHROMIUM): apt-get install chromium"; exit 1; }
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py
 
 test-notebooks: env
-	MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
+	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
 
 demo: env
 	$(BIN)/python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5
+
+# The local OpenAI-compatible LLM server with the course's defaults, on loopback; Ctrl-C stops it.
+serve: env
+	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --latency 0.5 --rpm 60 --tpm 40000 --max-concurrent 8 --seed 0
 
 # Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
 bench: env

@@ -116,19 +116,22 @@ def memory_supported() -> bool:
     return os.path.exists(_STATUS)
 
 
-def _measure_here(key: str, n: int, limit: int | None, latency: float, clock: str) -> int:
-    """Peak RSS growth in bytes of one run in this process (meant for a freshly forked child)."""
+def _measure_here(key: str, n: int, limit: int | None, latency: float, clock: str) -> dict[str, float]:
+    """One run in this process (meant for a freshly forked child): its peak RSS growth in bytes,
+    real seconds (``wall``) and seconds on its loop's clock (``loop``), timed as :func:`time_once` times."""
     contender = contenders.get(key)
     gc.collect()
     _reset_peak()
     before = _status_kib("VmRSS")
     if contender.blocking:
+        start = time.perf_counter()
         results = contender.run(n, limit, latency)
+        timing = Timing(time.perf_counter() - start, time.perf_counter() - start)
     else:
-        results = run(contender.run(n, limit, latency), clock=clock)  # type: ignore[arg-type]
+        timing, results = run(_timed(contender, n, limit, latency, 86_400.0), clock=clock)  # type: ignore[arg-type]
     peak = _status_kib("VmHWM")
     contenders.check_results(contender, n, results)
-    return max(0, peak - before) * 1024
+    return {"rss": max(0, peak - before) * 1024, "wall": timing.wall, "loop": timing.loop, "peak": peak * 1024}
 
 
 def serve() -> None:
@@ -167,7 +170,9 @@ class MemoryServer:
             stdout=subprocess.PIPE, text=True, start_new_session=True,
         )
 
-    def measure(self, key: str, n: int, limit: int | None, latency: float, clock: str, timeout: float) -> int:
+    def measure(
+        self, key: str, n: int, limit: int | None, latency: float, clock: str, timeout: float
+    ) -> dict[str, float]:
         """Send one request and wait at most ``timeout`` seconds for the answer."""
         assert self._process.stdin is not None and self._process.stdout is not None
         request = {"key": key, "n": n, "limit": limit, "latency": latency, "clock": clock}
@@ -184,7 +189,8 @@ class MemoryServer:
         status, value = json.loads(line)
         if status != "ok":
             raise RuntimeError(f"memory run of {key} at N = {n} failed: {value}")
-        return int(value)
+        answer: dict[str, float] = value
+        return answer
 
     def alive(self) -> bool:
         """Whether the server still runs."""
@@ -213,6 +219,28 @@ def memory_once(
 
     Raises RuntimeError if the run fails, loses items, or takes longer than ``timeout`` seconds.
     """
+    fresh = fresh_once(contender, n, limit, latency, clock, timeout)
+    return None if fresh is None else fresh.rss
+
+
+@dataclass(frozen=True)
+class FreshRun:
+    """One run in a freshly forked process: real and loop seconds, RSS growth and peak RSS in bytes."""
+
+    wall: float
+    loop: float
+    rss: int
+    peak: int
+
+
+def fresh_once(
+    contender: Contender, n: int, limit: int | None, latency: float, clock: Clock = "real", timeout: float = 600.0
+) -> FreshRun | None:
+    """Time one run and its memory in a freshly forked process (None where that is not possible here).
+
+    Each run starts from the same clean heap, so no run benefits from memory an earlier one
+    left allocated, nor pays for garbage an earlier one left behind.
+    """
     global _server
     check_clock(clock)
     if not memory_supported() or not hasattr(os, "fork"):
@@ -220,7 +248,16 @@ def memory_once(
     if _server is None or not _server.alive():
         _server = MemoryServer()
         atexit.register(_server.close)
-    return _server.measure(contender.key, n, limit, latency, clock, timeout)
+    answer = _server.measure(contender.key, n, limit, latency, clock, timeout)
+    return FreshRun(answer["wall"], answer["loop"], int(answer["rss"]), int(answer["peak"]))
+
+
+def stop_fresh_processes() -> None:
+    """Stop the helper process that forks the fresh runs (started again on the next run if needed)."""
+    global _server
+    if _server is not None:
+        _server.close()
+        _server = None
 
 
 if __name__ == "__main__":

@@ -64,14 +64,16 @@ class Plan:
     long_repetitions: int = 3
     memory: bool = True
     memory_max_ideal: float = 1.0
-    virtual_items: tuple[int, ...] = (1_000, 10_000, 100_000)
+    virtual_items: tuple[int, ...] = (1_000, 20_000, 100_000, 200_000)
     virtual_latency: float = 1.0
     virtual_limit: int = 100
     virtual_repetitions: int = 3
-    virtual_contenders: tuple[str, ...] = ("node", "node_llm")
+    virtual_contenders: tuple[str, ...] = ("floor", "node", "node_llm")
+    virtual_large: tuple[int, ...] = ()
+    """Item counts run once, for our node alone: how far the engine scales."""
 
 
-FULL = Plan(name="full", long=frozenset({(100, 10_000)}))
+FULL = Plan(name="full", long=frozenset({(100, 10_000)}), virtual_large=(1_000_000,))
 QUICK = Plan(
     name="quick",
     items=(100, 1_000),

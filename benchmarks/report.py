@@ -16,7 +16,7 @@ from pocket_parallel.plots import CourseFigure
 from .contenders import BY_KEY, FLOOR, THREAD_CAP
 from .machine import Machine
 from .plan import Plan, Skipped
-from .stats import Cell, VirtualCell, find
+from .stats import Cell, VirtualCell, find, virtual_growth, virtual_ratio
 
 SLOWER = 1.10
 """Overhead ratio above which one of our helpers needs an explanation (10 % over the floor)."""
@@ -103,16 +103,56 @@ def results_table(cells: Sequence[Cell]) -> str:
 
 
 def virtual_table(cells: Sequence[VirtualCell]) -> str:
-    """The virtual-clock table: real seconds to simulate N items, and the makespan reported."""
+    """The virtual-clock table: real seconds to simulate N items, the makespan reported, against the floor."""
     order = {key: index for index, key in enumerate(BY_KEY)}
+
+    def ratio(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}×"
+
     rows = [
         [f"{c.n:,}", c.label, str(len(c.walls)), wall_text(c), f"{c.makespan:,.6g} s", f"{c.ideal:,.6g} s",
-         f"{c.n / c.wall:,.0f}", memory_text(c.memory)]
+         f"{c.n / c.wall:,.0f}", memory_text(c.memory),
+         "floor" if c.key == FLOOR else ratio(virtual_ratio(cells, c.key, c.n)),
+         "floor" if c.key == FLOOR else ratio(virtual_ratio(cells, c.key, c.n, "memory"))]
         for c in sorted(cells, key=lambda c: (c.n, order.get(c.key, 99)))
     ]
     header = ["N", "contender", "runs", "real seconds: median (min–max)", "virtual makespan", "ideal",
-              "items per real second", "peak RSS growth"]
-    return _table(header, rows, "rlrrrrrr")
+              "items per real second", "peak RSS growth", "wall × floor", "RSS × floor"]
+    return _table(header, rows, "rlrrrrrrrr")
+
+
+def virtual_findings(cells: Sequence[VirtualCell]) -> list[str]:
+    """Sentences with the engine's scaling numbers, computed from this run's virtual-clock cells."""
+    found = []
+    sizes = sorted({c.n for c in cells if c.key == "node"})
+    both = [n for n in sizes if virtual_ratio(cells, "node", n) is not None]
+    if both:
+        n = max(both)
+        node = next(c for c in cells if (c.key, c.n) == ("node", n))
+        floor = next(c for c in cells if (c.key, c.n) == (FLOOR, n))
+        memory = virtual_ratio(cells, "node", n, "memory")
+        found.append(
+            f"Virtual clock, N = {n:,} calls of {node.latency:g} s, C = {limit_text(node.limit)}, each run in a fresh "
+            f"process: our node took {seconds(node.wall)} s against the floor's {seconds(floor.wall)} s "
+            f"({virtual_ratio(cells, 'node', n):.2f}×)"
+            + ("" if memory is None else f", with {memory_text(node.memory)} of RSS growth against "
+               f"{memory_text(floor.memory)} ({memory:.2f}×)")
+            + f"; both report a makespan of {node.makespan:,.6g} s, the ideal."
+        )
+    small = [n for n in sizes if n >= 10_000]
+    if len(small) >= 2:
+        low = min(small)
+        within = [n for n in small if n <= 10 * low]
+        high = max(within) if within else max(small)
+        growth = virtual_growth(cells, "node", low, high)
+        if growth is not None and high > low:
+            found.append(f"From N = {low:,} to N = {high:,} ({high / low:g}× the items) our node's time grew "
+                         f"{growth:.1f}×: linear.")
+    large = [c for c in cells if c.key == "node" and c.n > 10 * max(both or [1])]
+    for cell in sorted(large, key=lambda c: c.n):
+        found.append(f"N = {cell.n:,}: {seconds(cell.wall)} s of real time for a {cell.makespan:,.6g} s makespan; "
+                     f"peak RSS {memory_text(cell.peak)}, of which {memory_text(cell.memory)} grown during the run.")
+    return found
 
 
 SUMMARY_COLUMNS: tuple[tuple[int | None, int], ...] = ((10, 100), (100, 1_000), (100, 10_000), (None, 10_000), (None, 100_000))
@@ -372,6 +412,8 @@ def document(
             "",
             virtual_table(virtual),
             "",
+            *virtual_findings(virtual),
+            "",
         ]
     return "\n".join(lines)
 
@@ -389,21 +431,15 @@ def _wrap(text: str, bullet: bool = False) -> str:
 
 def readme_section(
     machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str,
-    extra: Sequence[str] = (),
+    extra_bullets: Sequence[str] = (),
 ) -> str:
-    """The README's benchmark section (between the markers), quoting this run's numbers; ``extra``: more bullets."""
+    """The README's benchmark section (between the markers), quoting this run's numbers (and ``extra_bullets``)."""
     bullets = headline(cells) + [slow_summary(cells)]
     bend = gc_finding(cells)
     if bend:
         bullets.append(bend)
-    big = max(virtual, key=lambda c: (c.n, c.key == "node"), default=None)
-    if big is not None:
-        bullets.append(
-            f"Virtual clock: {big.n:,} calls of {big.latency:g} s with C = {limit_text(big.limit)} report a "
-            f"makespan of {big.makespan:,.6g} s (ideal {big.ideal:,.6g} s) after {seconds(big.wall)} s of real "
-            f"time; peak RSS growth {memory_text(big.memory)}."
-        )
-    bullets += list(extra)
+    bullets += virtual_findings(virtual)
+    bullets += list(extra_bullets)
     lines = [
         README_START,
         _wrap(f"Latest numbers: `{command}` ({_minutes(duration)}) on {machine.date}; {machine.summary()}; "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -21,9 +22,10 @@ from typing import Any, TextIO
 
 from . import cluster as cluster_bench
 from . import contenders as registry
+from . import http as http_benchmark
 from . import report
 from .machine import Machine, describe, finished
-from .measure import memory_once, time_once
+from .measure import fresh_once, memory_once, stop_fresh_processes, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
 from .stats import Cell, VirtualCell, ideal, summarize
 
@@ -79,26 +81,39 @@ def run_config(plan: Plan, config: Config) -> list[Cell]:
     )
 
 
-def run_virtual(plan: Plan, n: int) -> list[VirtualCell]:
-    """Simulate ``n`` items on the virtual clock through each virtual-time contender."""
-    chosen = [registry.get(key) for key in plan.virtual_contenders]
+def run_virtual(plan: Plan, n: int, keys: Sequence[str] | None = None, repetitions: int | None = None) -> list[VirtualCell]:
+    """Simulate ``n`` items on the virtual clock through each virtual-time contender, each run in a fresh process.
+
+    A fresh process per run (forked from a clean helper) keeps one contender's garbage and
+    allocations from weighing on the next: at large N that is most of what differs. Where
+    forking is not possible, runs are timed in this process and memory is not reported.
+    """
+    chosen = [registry.get(key) for key in (keys or plan.virtual_contenders)]
     walls: dict[str, list[float]] = {c.key: [] for c in chosen}
     makespans: dict[str, list[float]] = {c.key: [] for c in chosen}
-    for repetition in range(plan.virtual_repetitions):
+    memories: dict[str, list[int]] = {c.key: [] for c in chosen}
+    peaks: dict[str, list[int]] = {c.key: [] for c in chosen}
+    for repetition in range(repetitions or plan.virtual_repetitions):
         for contender in _rotated(chosen, repetition):
             # The guard counts virtual seconds: give it room beyond the makespan (1,000 s at N = 100,000).
             guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
-            timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
-            walls[contender.key].append(timing.wall)
-            makespans[contender.key].append(round(timing.loop, 6))  # the virtual clock ticks in microseconds
-    cells = []
-    for contender in chosen:
-        guard = max(600.0, 10 * ideal(n, plan.virtual_limit, plan.virtual_latency))
-        memory = (memory_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
-                  if plan.memory else None)
-        cells.append(VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
-                                 tuple(walls[contender.key]), tuple(makespans[contender.key]), memory))
-    return cells
+            fresh = fresh_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
+            if fresh is None:
+                timing = time_once(contender, n, plan.virtual_limit, plan.virtual_latency, clock="virtual", timeout=guard)
+                wall, on_loop = timing.wall, timing.loop
+            else:
+                wall, on_loop = fresh.wall, fresh.loop
+                memories[contender.key].append(fresh.rss)
+                peaks[contender.key].append(fresh.peak)
+            walls[contender.key].append(wall)
+            makespans[contender.key].append(round(on_loop, 6))  # the virtual clock ticks in microseconds
+    return [
+        VirtualCell(contender.key, contender.label, n, plan.virtual_limit, plan.virtual_latency,
+                    tuple(walls[contender.key]), tuple(makespans[contender.key]),
+                    int(statistics.median(memories[contender.key])) if memories[contender.key] else None,
+                    max(peaks[contender.key]) if peaks[contender.key] else None)
+        for contender in chosen
+    ]
 
 
 def _config_text(config: Config) -> str:
@@ -116,10 +131,15 @@ class Results:
     virtual: list[VirtualCell]
     skipped: list[Skipped]
     duration: float
+    http: http_benchmark.HttpResults | None = None
 
 
-def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
-    """Measure every configuration of ``plan`` and the virtual-clock section, reporting progress on ``stream``."""
+def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True) -> Results:
+    """Measure every configuration of ``plan``, the virtual-clock section and the real-HTTP one.
+
+    The real-HTTP section runs when ``with_http`` and the plan's name has an HTTP plan
+    (``full``, ``quick``). Progress goes to ``stream``.
+    """
     configs, skipped = configurations(plan)
     machine = describe()
     progress = Progress(estimated_seconds(plan, configs), stream)
@@ -127,20 +147,32 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr) -> Results:
     progress.say(f"{len(configs)} configurations, roughly {progress.total_estimate / 60:.1f} min; "
                  f"{len(skipped)} skipped (listed in the results)")
     cells: list[Cell] = []
-    for index, config in enumerate(configs, start=1):
-        progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
-        began = time.perf_counter()
-        cells += run_config(plan, config)
-        left = progress.advance(config_seconds(plan, config))
-        progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
     virtual: list[VirtualCell] = []
-    for n in plan.virtual_items:
-        progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
-        virtual += run_virtual(plan, n)
+    try:
+        for index, config in enumerate(configs, start=1):
+            progress.say(f"({index}/{len(configs)}) {_config_text(config)} ...")
+            began = time.perf_counter()
+            cells += run_config(plan, config)
+            left = progress.advance(config_seconds(plan, config))
+            progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
+        for n in plan.virtual_items:
+            progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
+            virtual += run_virtual(plan, n)
+        for n in plan.virtual_large:
+            progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
+            virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
+    finally:
+        stop_fresh_processes()
+    http = None
+    http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http else None
+    if http_plan is not None:
+        progress.say(f"real HTTP: N = {http_plan.n:,}, C = {http_plan.limit}, L = {http_plan.latency:g} s, "
+                     f"{len(http_benchmark.HTTP_CONTENDERS)} contenders × {http_plan.repetitions} runs ...")
+        http = http_benchmark.measure(http_plan, say=progress.say)
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
-    return Results(plan, machine, cells, virtual, skipped, duration)
+    return Results(plan, machine, cells, virtual, skipped, duration, http)
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -154,6 +186,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "virtual": [dataclasses.asdict(c) for c in results.virtual],
         "skipped": [dataclasses.asdict(s) for s in results.skipped],
         "duration": results.duration,
+        "http": None if results.http is None else http_benchmark.to_json(results.http),
     }
 
 
@@ -176,6 +209,7 @@ def from_json(data: dict[str, Any]) -> Results:
         virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
         skipped=[Skipped(**s) for s in data["skipped"]],
         duration=data["duration"],
+        http=None if data.get("http") is None else http_benchmark.from_json(data["http"]),
     )
 
 
@@ -183,12 +217,18 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     """Write ``<stem>.md``, ``<stem>.png`` and the raw ``<stem>.json`` into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     text_path, picture_path, raw_path = out / f"{stem}.md", out / f"{stem}.png", out / f"{stem}.json"
+    text_path.write_text(document(results, command) + "\n", encoding="utf-8")
     r = results
-    text_path.write_text(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command) + "\n",
-                         encoding="utf-8")
     report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
     raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     return [text_path, picture_path, raw_path]
+
+
+def document(results: Results, command: str) -> str:
+    """The whole results file: the main report, then the real-HTTP section when it ran."""
+    r = results
+    text = report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command)
+    return text if r.http is None else text + "\n" + http_benchmark.section(r.http)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
-    print(report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command))
+    print(document(results, command))
     if out is not None:
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
@@ -227,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster_bench.write(clustered, cluster_bench.document(clustered, command), out or RESULTS)
             cluster_bullets.append(cluster_bench.readme_bullet(clustered))
     if not args.quick:
-        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, cluster_bullets)
+        extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command,
+                                        extra + cluster_bullets)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)

@@ -118,6 +118,7 @@ class VirtualCell:
     walls: tuple[float, ...]
     makespans: tuple[float, ...]
     memory: int | None = None
+    peak: int | None = None
 
     @property
     def ideal(self) -> float:
@@ -133,6 +134,23 @@ class VirtualCell:
     def makespan(self) -> float:
         """Median makespan on the virtual clock (every repetition reports the same, exactly)."""
         return statistics.median(self.makespans)
+
+
+def virtual_ratio(cells: Sequence[VirtualCell], key: str, n: int, value: str = "wall") -> float | None:
+    """``key``'s median wall time (or ``"memory"``) over the floor's at ``n`` items, both measured in this run."""
+    mine = next((c for c in cells if (c.key, c.n) == (key, n)), None)
+    floor = next((c for c in cells if (c.key, c.n) == (FLOOR, n)), None)
+    if mine is None or floor is None:
+        return None
+    top, bottom = getattr(mine, value), getattr(floor, value)
+    return None if top is None or not bottom else top / bottom
+
+
+def virtual_growth(cells: Sequence[VirtualCell], key: str, small: int, large: int) -> float | None:
+    """How many times longer ``key`` took at ``large`` items than at ``small`` (linear: large / small)."""
+    low = next((c for c in cells if (c.key, c.n) == (key, small)), None)
+    high = next((c for c in cells if (c.key, c.n) == (key, large)), None)
+    return None if low is None or high is None else high.wall / low.wall
 
 
 def find(cells: Sequence[Cell], key: str, limit: int | None, n: int) -> Cell | None:

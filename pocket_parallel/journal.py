@@ -565,12 +565,16 @@ def _switch_to_wal(connection: sqlite3.Connection) -> str:
 
 def _is_new(connection: sqlite3.Connection, path: Path) -> bool:
     """True for an empty database; False for a journal of our format; else raise ValueError."""
-    application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-    if application_id == 0 and connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+    # One statement, so one snapshot: read apart, another process could create the
+    # schema in between and the file would look like another program's.
+    application_id, tables, version = connection.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id()), "
+        "(SELECT COUNT(*) FROM sqlite_master), (SELECT user_version FROM pragma_user_version())"
+    ).fetchone()
+    if application_id == 0 and tables == 0:
         return True
     if application_id != _APPLICATION_ID:
         raise ValueError(f"path is not a journal: {str(path)!r} is a SQLite database of another program")
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version != _FORMAT_VERSION:
         raise ValueError(
             f"path {str(path)!r} is a journal of format version {version}; "

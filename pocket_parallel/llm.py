@@ -280,6 +280,9 @@ class SimulatedLLM:
             self._log.refused(prompt, attempt, now, "overloaded")
             self._attempts.ended(prompt, attempt, succeeded=False)
             raise OverloadedError(prompt, attempt)
+        if not self.quota.limited:
+            self._log.opened()
+            return 0
         tokens = self.tokens_for(prompt) if self.quota.tokens_per_minute is not None else 0
         ticket = self.quota.try_admit(now, tokens, ends_at)
         if isinstance(ticket, Refusal):

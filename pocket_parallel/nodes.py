@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, TypeVar
 
 from pocketflow import (
@@ -43,6 +44,7 @@ from ._validate import (
     check_real,
 )
 from .collect import DeadlineExceeded, Failure, Outcomes
+from .journal import Journal
 from .ratelimit import RateLimiter
 from .retry import Backoff
 from .tokens import TokenBudget
@@ -62,7 +64,7 @@ def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
         return None
     if not (hasattr(value, "__aenter__") and hasattr(value, "__aexit__")):
         raise TypeError(
-            f"gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
+            f"shared_gate must be an async context manager each call enters, such as asyncio.Semaphore(5) shared "
             f"with other nodes, or None; got {value!r}"
         )
     gate: AbstractAsyncContextManager[Any] = value
@@ -130,6 +132,47 @@ def _run_state(obj: Any) -> _RunState:
     if state is None:  # a subclass whose __init__ did not call ours
         state = obj._state = _RunState()
     return state
+
+
+class _JournalRecorder:
+    """Tells a journal of every item that ends, the moment it ends, under that item's key."""
+
+    def __init__(self, journal: Journal, keys: list[str]) -> None:
+        self.journal, self.keys = journal, keys
+
+    def succeeded(self, index: int, value: Any) -> None:
+        self.journal.record_result(self.keys[index], value, position=index)
+
+    def failed(self, index: int, failure: Failure) -> None:
+        self.journal.record_failure(self.keys[index], failure.error, failure.attempts, position=index)
+
+
+@contextmanager
+def _journaled(owner: Any, setting: Any, items: list[Any]) -> Iterator[tuple[dict[int, Any], _JournalRecorder | None]]:
+    """The items a journal already answered (by index), and a recorder for the rest; opens and closes a path."""
+    if setting is None:
+        yield {}, None
+        return
+    journal = setting if isinstance(setting, Journal) else Journal(setting, identity=_identity(owner))
+    try:
+        keys = [journal.key_of(item) for item in items]  # an item without a key fails before any call is paid
+        answered = journal.answered(keys)
+        yield {i: answered[key] for i, key in enumerate(keys) if key in answered}, _JournalRecorder(journal, keys)
+    finally:
+        if journal is not setting:
+            journal.close()
+
+
+def _identity(owner: Any) -> str:
+    """The batch a journal belongs to: the node's or flow's class, by module and name."""
+    kind = type(owner)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _check_journal(value: Any) -> Journal | str | os.PathLike[str] | None:
+    if value is None or isinstance(value, (Journal, str, os.PathLike)):
+        return value
+    raise TypeError(f"journal must be a file path (str or Path), a Journal, or None; got {value!r}")
 
 
 def _deadline(seconds: float | None) -> float | None:
@@ -282,7 +325,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       refills continuously, as the provider's does. An integer >= 1, a
       :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
       :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
-    - ``gate``: an async context manager each attempt enters and holds for its call, such as
+    - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
     - ``backoff``: a :class:`~pocket_parallel.Backoff` that replaces PocketFlow's constant
@@ -300,6 +343,13 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       the items in flight are cancelled, and they and the items never started become
       :class:`~pocket_parallel.Failure` records whose error is a
       :class:`~pocket_parallel.collect.DeadlineExceeded`. None: no deadline.
+    - ``journal``: a file path (or a :class:`~pocket_parallel.journal.Journal`): each
+      item's result or failure is written to that SQLite file the moment it arrives, and a
+      later run of the same node over the same items sends only the items not answered yet
+      (failures are retried). After a crash at any point nothing finished is lost, and at
+      most the calls that were in flight are paid again. Items are keyed by their content
+      (:func:`~pocket_parallel.journal.item_key`; give a ``Journal(path, identity, key=...)``
+      to choose keys); a journal written by another node class is refused.
     - ``collect_failures``: False (the default, as PocketFlow) raises the first error that
       survives all retries and ``exec_fallback_async``, after cancelling the other items
       (and raises ``DeadlineExceeded`` when the deadline passes); True keeps going and
@@ -316,11 +366,12 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     max_per_minute: int | RateLimiter | None = None
     max_tokens_per_minute: int | TokenBudget | None = None
     tokens_for: Callable[[Any], int] | None = None
-    gate: AbstractAsyncContextManager[Any] | None = None
+    shared_gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
     timeout: float | None = None
     deadline: float | None = None
+    journal: Journal | str | os.PathLike[str] | None = None
     collect_failures: bool = False
 
     def __init__(
@@ -332,11 +383,12 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         max_per_minute: Any = _FROM_CLASS,
         max_tokens_per_minute: Any = _FROM_CLASS,
         tokens_for: Any = _FROM_CLASS,
-        gate: Any = _FROM_CLASS,
+        shared_gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
         timeout: Any = _FROM_CLASS,
         deadline: Any = _FROM_CLASS,
+        journal: Any = _FROM_CLASS,
         collect_failures: Any = _FROM_CLASS,
     ) -> None:
         super().__init__(
@@ -348,12 +400,13 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         self.max_tokens_per_minute = check_max_tokens_per_minute(
             _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
         self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
-        self.gate = _check_gate(_setting(self, "gate", gate))
+        self.shared_gate = _check_gate(_setting(self, "shared_gate", shared_gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(
             "backoff_releases_slot", _setting(self, "backoff_releases_slot", backoff_releases_slot))
         self.timeout = check_optional_seconds("timeout", _setting(self, "timeout", timeout))
         self.deadline = check_optional_seconds("deadline", _setting(self, "deadline", deadline))
+        self.journal = _check_journal(_setting(self, "journal", journal))
         self.collect_failures = check_bool("collect_failures", _setting(self, "collect_failures", collect_failures))
         self._state = _RunState()
 
@@ -368,7 +421,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         state = _run_state(self)
         budget = state.token_budget(self.max_tokens_per_minute)
         pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
-                         _check_gate(self.gate))
+                         _check_gate(self.shared_gate))
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
         timeout = check_optional_seconds("timeout", self.timeout)
@@ -394,7 +447,9 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
                     raise ItemFailed(Failure(item, DeadlineExceeded(), runner.attempts)) from None
                 raise
 
-        return await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline)
+        with _journaled(self, _check_journal(self.journal), outcomes.items) as (answered, recorder):
+            return await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going,
+                                   deadline=deadline, answered=answered, recorder=recorder)
 
 
 class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
@@ -408,7 +463,11 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
     ``max_per_minute`` (an integer >= 1, a :class:`~pocket_parallel.RateLimiter`, or None)
     limits how many sub-flows *start* in any 60 s window; a sub-flow that makes several
     requests, or retries, makes more than one request per start. ``deadline`` (seconds)
-    stops the whole batch when it passes, as on the node. ``collect_failures=True`` lets
+    stops the whole batch when it passes, as on the node. ``journal`` (a path or a
+    :class:`~pocket_parallel.journal.Journal`) records each sub-flow that finished, keyed by
+    its params, so a re-run runs only the others: keep what a sub-flow produces outside
+    ``shared`` (files, or a journaled node inside it), since a skipped sub-flow writes
+    nothing to this run's ``shared``. ``collect_failures=True`` lets
     the other sub-flows go on when one raises, and records it as a
     :class:`~pocket_parallel.Failure` whose item is its params. ``flow.outcomes`` shows
     which sub-flows finished, failed or were cancelled in the latest run.
@@ -417,6 +476,7 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
     max_concurrency: int | None = None
     max_per_minute: int | RateLimiter | None = None
     deadline: float | None = None
+    journal: Journal | str | os.PathLike[str] | None = None
     collect_failures: bool = False
 
     def __init__(
@@ -426,12 +486,14 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
         max_concurrency: Any = _FROM_CLASS,
         max_per_minute: Any = _FROM_CLASS,
         deadline: Any = _FROM_CLASS,
+        journal: Any = _FROM_CLASS,
         collect_failures: Any = _FROM_CLASS,
     ) -> None:
         super().__init__(start=start)
         self.max_concurrency = check_limit("max_concurrency", _setting(self, "max_concurrency", max_concurrency))
         self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
         self.deadline = check_optional_seconds("deadline", _setting(self, "deadline", deadline))
+        self.journal = _check_journal(_setting(self, "journal", journal))
         self.collect_failures = check_bool("collect_failures", _setting(self, "collect_failures", collect_failures))
         self._state = _RunState()
 
@@ -454,5 +516,7 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
                 await rate.acquire()
             await self._orch_async(shared, {**self.params, **params})
 
-        await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline)
+        with _journaled(self, _check_journal(self.journal), outcomes.items) as (answered, recorder):
+            await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline,
+                            answered=answered, recorder=recorder)
         return await self.post_async(shared, batch, None)

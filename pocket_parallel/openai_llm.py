@@ -27,7 +27,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -104,7 +104,7 @@ def _outcome_of(error: BaseException) -> Outcome:
     return "error"
 
 
-async def _close_on_shutdown(client: openai.AsyncOpenAI, forget: Any) -> AsyncIterator[None]:
+async def _close_on_shutdown(client: openai.AsyncOpenAI, forget: Any) -> AsyncGenerator[None, None]:
     """Parked on a loop after its first step: the loop's ``shutdown_asyncgens`` closes ``client``."""
     try:
         yield
@@ -175,7 +175,7 @@ class OpenAILLM:
         self.max_retries = None if max_retries is None else check_int("max_retries", max_retries, low=0, high=100)
         self.transport: Transport = check_choice("transport", transport, TRANSPORTS)
         self.__api_key = api_key or os.environ.get(API_KEY_VARIABLE) or _NO_KEY
-        self._clients: dict[asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncIterator[None]]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]] = {}
         self._lock = threading.Lock()
         self._blocking: openai.OpenAI | None = None
         self.last_usage: dict[str, int] | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import matplotlib
@@ -388,6 +388,41 @@ _KIND_STYLE = {
 }
 
 
+#: Colours for the kinds of successful call that ``timeline(..., kind_of=...)`` tells apart, in
+#: order of first appearance: Okabe-Ito colours other than those of retries and failures.
+KIND_COLORS = (PALETTE["parallel"], PALETTE["sequential"], PALETTE["reference"], "#56B4E9", "#F0E442", "#000000")
+
+
+def _check_kind_of(kind_of: Any, ok_color: str | None) -> Callable[[CallRecord], str] | None:
+    if kind_of is None:
+        return None
+    if not callable(kind_of):
+        raise TypeError(f"kind_of must be a function from a CallRecord to the name of its kind; got {kind_of!r}")
+    if ok_color is not None:
+        raise ValueError("give ok_color (one colour for every call) or kind_of (a colour per kind), not both")
+    chosen: Callable[[CallRecord], str] = kind_of
+    return chosen
+
+
+def _groups(calls: list[CallRecord], kinds: list[str], kind_of: Callable[[CallRecord], str]) -> list[str]:
+    """The kind_of name of each successful call (others keep their outcome), checked."""
+    names: list[str] = []
+    seen: list[str] = []
+    for call, kind in zip(calls, kinds):
+        if kind != "ok":
+            names.append("")
+            continue
+        name = kind_of(call)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"kind_of must return a non-empty str for every call; got {name!r} for {call.prompt!r}")
+        if name not in seen:
+            seen.append(name)
+        names.append(name)
+    if len(seen) > len(KIND_COLORS):
+        raise ValueError(f"kind_of named {len(seen)} kinds; a timeline tells at most {len(KIND_COLORS)} apart by colour")
+    return names
+
+
 def _setup_timeline_axes(ax: Axes) -> None:
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("time since start (s)")
@@ -395,8 +430,12 @@ def _setup_timeline_axes(ax: Axes) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
-def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, legend: str | None = "inside") -> int:
-    """One PolyCollection of bars per kind of call, labelled for the legend; returns the slot count."""
+def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, legend: str | None = "inside",
+                   kind_of: Callable[[CallRecord], str] | None = None) -> int:
+    """One PolyCollection of bars per kind of call, labelled for the legend; returns the slot count.
+
+    With ``kind_of``, successful calls are split further, one collection (and colour) per name.
+    """
     rows, kinds = _slots(calls), _kinds(calls)
     slots = max(rows) + 1
     # Thin white gaps tell neighbouring bars apart; with dozens of bars in a row they would
@@ -409,12 +448,18 @@ def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, lege
     # Corners of every bar, shape (calls, 4, 2): one array builds all paths at once.
     corners = np.stack([np.stack([starts, tops], 1), np.stack([ends, tops], 1),
                         np.stack([ends, bottoms], 1), np.stack([starts, bottoms], 1)], 1)
-    kind_of = np.array(kinds)
+    outcome_of = np.array(kinds)
     for kind in ("ok", "retried", "failed", "cancelled"):
-        boxes = corners[kind_of == kind]
+        boxes = corners[outcome_of == kind]
         if not len(boxes):
             continue
         label, color = _KIND_STYLE[kind]
+        if kind == "ok" and kind_of is not None:
+            names = np.array(_groups(calls, kinds, kind_of))
+            for name, group_color in zip(dict.fromkeys(n for n in names if n), KIND_COLORS):
+                ax.add_collection(PolyCollection(corners[names == name], facecolors=group_color, edgecolors="white",
+                                                 linewidths=gap, label=name, gid=f"calls:ok:{name}"), autolim=False)
+            continue
         if kind == "ok" and ok_color:
             color = ok_color
         ax.add_collection(PolyCollection(boxes, facecolors=color, edgecolors="white", linewidths=gap,
@@ -431,20 +476,34 @@ def _draw_timeline(ax: Axes, calls: list[CallRecord], ok_color: str | None, lege
     return slots
 
 
-def timeline(trace: Sequence[CallRecord], ax: Axes | None = None, title: str | None = None, ok_color: str | None = None) -> Figure:
+def timeline(
+    trace: Sequence[CallRecord],
+    ax: Axes | None = None,
+    title: str | None = None,
+    ok_color: str | None = None,
+    *,
+    kind_of: Callable[[CallRecord], str] | None = None,
+) -> Figure:
     """Gantt chart of one run: a row per concurrency slot, a bar per call from start to end.
 
     Failed attempts that were retried, failures that stuck and cancelled calls get their
     own colours and legend entries; times are seconds from the run's start. Each kind of
     call is one ``PolyCollection`` with one bar per call (:func:`call_bars` counts them).
+
+    ``kind_of`` tells successful calls apart: a function from a :class:`CallRecord` to the
+    name of its kind (say ``lambda call: "combine" if "Combine" in call.prompt else "chunk"``).
+    Each name gets its own colour (from :data:`KIND_COLORS`, at most six names) and legend
+    entry, and :func:`call_bars` counts it as ``"ok:<name>"``. ``ok_color`` paints every
+    successful call one colour instead; give one or the other.
     """
     calls = _check_trace(trace)
+    kind_of = _check_kind_of(kind_of, ok_color)
     with course_style():
         own_figure = ax is None
         figure, ax = _axes(ax, size=(7.0, 3.2))
         _setup_timeline_axes(ax)
         # Beside the bars on a figure of our own (its layout makes room); inside on a given ax.
-        slots = _draw_timeline(ax, calls, ok_color, legend="outside" if own_figure else "inside")
+        slots = _draw_timeline(ax, calls, ok_color, legend="outside" if own_figure else "inside", kind_of=kind_of)
         mean = math.fsum(c.duration for c in calls) / len(calls)
         ax.set_title(title or f"{len(calls)} calls of {_format.seconds(mean)} on average, at most {slots} in flight", y=1.0)
     return figure

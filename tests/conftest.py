@@ -1,13 +1,65 @@
-"""Shared fixtures (helpers to import live in tests/support.py)."""
+"""Shared fixtures (helpers to import live in tests/support.py), and the leak check every test passes.
+
+Everything a test starts, it stops: after each test, no thread, child process or socket it
+started may still be alive (a short grace period lets clean shutdowns finish).
+"""
 
 from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
 from pocket_parallel import run
+from tests.processes import descendants, kill, open_sockets
+
+_GRACE = 5.0  # seconds a stopped server, cluster or kernel may take to finish going away
 
 
 @pytest.fixture
 def virtual():
     """Run a coroutine on the virtual clock and return its result."""
     return lambda coro: run(coro, clock="virtual")
+
+
+def _cached_loop_sockets() -> set[str]:
+    """Sockets of the event loop jupyter_core keeps for its threads' sync calls (one per thread, for good)."""
+    import sys
+
+    utils = sys.modules.get("jupyter_core.utils")
+    loop = getattr(utils, "_loop", None)
+    cached = loop.get() if loop is not None else None
+    found = set()
+    for sock in (getattr(cached, "_ssock", None), getattr(cached, "_csock", None)):
+        if sock is not None and sock.fileno() >= 0:
+            try:
+                found.add(os.readlink(f"/proc/self/fd/{sock.fileno()}"))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a thread, a child process or a socket of its own behind."""
+    threads, children, sockets = set(threading.enumerate()), set(descendants()), open_sockets()
+    yield
+    if request.node.get_closest_marker("shares_resources"):
+        return  # a module-scoped server or cluster outlives each of its tests; its module checks itself
+    deadline = time.monotonic() + _GRACE
+    while True:
+        new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        new_children = {pid: command for pid, command in descendants().items() if pid not in children}
+        new_sockets = open_sockets() - sockets - _cached_loop_sockets()
+        if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    kill(new_children)  # so that one leak does not spill into the next test
+    problems = [f"thread {t.name!r}" for t in new_threads]
+    problems += [f"process {pid}: {command}" for pid, command in new_children.items()]
+    problems += [f"{len(new_sockets)} socket(s)"] if new_sockets else []
+    if problems:
+        pytest.fail("left running after the test: " + "; ".join(problems), pytrace=False)

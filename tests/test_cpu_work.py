@@ -1,12 +1,14 @@
-"""count_primes: the CPU-bound job of the GIL notebook, checked against a sieve."""
+"""count_primes: the CPU-bound job of the GIL notebook, checked against a sieve; count_primes_measured."""
 
 from __future__ import annotations
 
+import os
 import pickle
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from pocket_parallel.cpu_work import count_primes
+from pocket_parallel.cpu_work import Measured, count_primes, count_primes_measured
 
 
 def _sieve_count(limit: int) -> int:
@@ -37,3 +39,22 @@ def test_bad_limit_is_refused_with_its_name(bad):
 
 def test_pickles_by_reference_so_any_process_pool_start_method_finds_it():
     assert pickle.loads(pickle.dumps(count_primes)) is count_primes
+
+
+def test_measured_reports_value_process_and_times():
+    result = count_primes_measured(20_000)
+    assert isinstance(result, Measured)
+    assert result.value == count_primes(20_000) and result.worker == os.getpid()
+    assert 0 < result.cpu and 0 < result.wall
+    assert result.cpu <= result.wall * 1.05 + 0.01  # one thread cannot use more than one core's time
+
+
+def test_measured_runs_in_a_worker_process_and_names_it():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(count_primes_measured, 100).result()
+    assert result.value == 25 and result.worker != os.getpid()
+
+
+def test_measured_refuses_a_bad_limit_like_count_primes():
+    with pytest.raises(ValueError, match="limit"):
+        count_primes_measured(-1)

@@ -1,7 +1,8 @@
 """The student exercise notebooks are exactly what ``make exercises`` makes from the instructor notebooks.
 
-- fast: for every instructor notebook, the stubbed cells (sources, tags, ids) equal the committed
-  student notebook's, and no solution marker or solution region survives in a student notebook;
+- fast: for every instructor notebook, the stubbed cells (sources, tags, ids, nbgrader metadata)
+  equal the committed student notebook's, and no solution marker or solution region survives in a
+  student notebook;
 - slow (a few seconds per notebook): regenerating every student notebook on a fresh kernel gives
   the committed bytes exactly;
 - the stored outputs say what they should: every solution's check passed in the instructor
@@ -39,16 +40,26 @@ def _read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str]]]:
-    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", [])) for cell in notebook.cells]
+def _skeleton(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str, list[str], Any]]:
+    return [(cell.get("id"), cell.cell_type, cell.source, cell.metadata.get("tags", []), cell.metadata.get("nbgrader"))
+            for cell in notebook.cells]
 
 
 def _check_outputs(notebook: nbformat.NotebookNode, seeded: bool) -> list[str]:
-    """The text printed by the cells tagged 'check' that call a check with (or without) a fixed seed."""
+    """The text shown by the cells tagged 'check' that call a check with (or without) a fixed seed.
+
+    A check prints nothing: its result shows itself once, as the cell's value or through
+    ``display(result)`` (as Markdown, and as wrapped plain text, which is what this returns). A
+    test cell then asserts on it, which adds an error output until the check passes.
+    """
     found = []
     for cell in notebook.cells:
         if cell.cell_type == "code" and "check" in cell.metadata.get("tags", []) and ("seed=" in cell.source) == seeded:
-            found.append("".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream"))
+            shown = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+            assert len(shown) == 1 and all(o.output_type in ("execute_result", "display_data", "error")
+                                           for o in cell.outputs), cell.outputs
+            assert set(shown[0].data) == {"text/plain", "text/markdown"}
+            found.append(shown[0].data["text/plain"])
     return found
 
 
@@ -85,8 +96,8 @@ def test_stored_notebooks_are_clean_complete_runs(path: Path):
 @pytest.mark.parametrize("source", INSTRUCTOR, ids=lambda p: p.stem)
 def test_stored_check_outputs_say_passed_and_not_attempted(source: Path):
     solved, stubbed = _check_outputs(_read(source), False), _check_outputs(_read(make.STUDENT_DIR / source.name), False)
-    assert solved and all(text.startswith("Passed: ") for text in solved), solved
-    assert stubbed and all(text.startswith("Not attempted yet: ") for text in stubbed), stubbed
+    assert solved and all(text.startswith("Passed · Exercise ") for text in solved), solved
+    assert stubbed and all(text.startswith("Not attempted yet · Exercise ") for text in stubbed), stubbed
     # Demonstrations of a check failing use a fixed seed, so they read the same in both versions.
     assert _check_outputs(_read(source), True) == _check_outputs(_read(make.STUDENT_DIR / source.name), True)
 

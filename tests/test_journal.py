@@ -645,6 +645,46 @@ def test_two_processes_write_one_journal_at_once(tmp_path):
         assert journal.counts() == {"ok": 2 * count + len(shared), "failed": 0}
 
 
+CREATOR_CHILD = """
+import sys, time
+from pocket_parallel.journal import Journal
+folder, name, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+while time.time() < start_at:
+    time.sleep(0.001)
+for n in range(count):  # the other process opens the same new files in the same order
+    with Journal(f"{folder}/journal-{n}.sqlite", "test.create") as journal:
+        journal.record_result(name, n)
+"""
+
+
+def test_two_processes_creating_the_same_journals_at_once(tmp_path):
+    import time
+
+    count = 50
+    start_at = time.time() + 1.0
+    creators = [
+        subprocess.Popen(
+            [sys.executable, "-c", CREATOR_CHILD, str(tmp_path), name, str(count), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        errors = [creator.communicate(timeout=CHILD_TIMEOUT)[1] for creator in creators]
+    finally:
+        for creator in creators:
+            if creator.poll() is None:
+                creator.kill()
+                creator.communicate()
+    assert [creator.returncode for creator in creators] == [0, 0], errors
+    for n in range(count):
+        with Journal(tmp_path / f"journal-{n}.sqlite", "test.create") as journal:
+            assert journal.answered(["a", "b"]) == {"a": n, "b": n}
+
+
 CRASH_CHILD = """
 import sys
 from pocket_parallel.journal import Journal

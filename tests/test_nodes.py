@@ -802,13 +802,141 @@ def test_a_gate_shared_by_two_nodes_caps_their_calls_together():
 
     async def go():
         gate = asyncio.Semaphore(3)
-        first = AskNode(llm, max_concurrency=5, gate=gate)
-        second = AskNode(llm, max_concurrency=5, gate=gate)
+        first = AskNode(llm, max_concurrency=5, shared_gate=gate)
+        second = AskNode(llm, max_concurrency=5, shared_gate=gate)
         await asyncio.gather(first.run_async({"prompts": prompts(6)}),
                              second.run_async({"prompts": [f"Translate to French: {i}" for i in range(6)]}))
         return asyncio.get_running_loop().time()
 
     assert run(go(), clock="virtual") == 4.0  # 12 calls, 3 at a time
     assert llm.stats.peak_in_flight == 3
-    with pytest.raises(TypeError, match="gate"):
-        AskNode(llm, gate=3)
+    with pytest.raises(TypeError, match="shared_gate"):
+        AskNode(llm, shared_gate=3)
+
+
+# -- durable batches: a journal of finished items ----------------------------------------------
+
+
+def test_a_journaled_rerun_sends_only_what_is_missing_and_returns_the_same_answers(tmp_path):
+    from pocket_parallel.journal import Journal
+
+    items = prompts(30)
+    path = tmp_path / "answers.sqlite"
+    llm = SimulatedLLM(latency=1.0, jitter=0.4, seed=3)
+    first = AskNode(llm, max_concurrency=4, journal=path, deadline=4.0, collect_failures=True)
+    run(first.run_async({"prompts": items}), clock="virtual")
+    done = len(first.outcomes.results)
+    assert 0 < done < 30 and llm.stats.calls == done + 4  # the 4 in flight at the deadline were cut off
+    with Journal(path, identity="pocket_parallel.experiment.AskEach") as journal:
+        assert journal.counts() == {"ok": done, "failed": 0}  # deadline failures are not journaled
+    llm.reset()
+    second = AskNode(llm, max_concurrency=4, journal=path)
+    shared = {"prompts": items}
+    run(second.run_async(shared), clock="virtual")
+    assert llm.stats.calls == 30 - done
+    assert shared["answers"] == [llm.answer_for(p) for p in items]
+    llm.reset()
+    run(AskNode(llm, max_concurrency=4, journal=path).run_async({"prompts": items}), clock="virtual")
+    assert llm.stats.calls == 0
+
+
+def test_failures_are_journaled_and_retried_by_the_next_run(tmp_path):
+    from pocket_parallel.journal import Journal
+
+    path = tmp_path / "answers.sqlite"
+    llm = SimulatedLLM(latency=1.0, failure_rate=0.5, seed=4)
+    items = prompts(20)
+    node = AskNode(llm, max_retries=1, journal=path, collect_failures=True)
+    run(node.run_async({"prompts": items}), clock="virtual")
+    failed = len(node.outcomes.failures)
+    assert failed > 0
+    with Journal(path, identity="pocket_parallel.experiment.AskEach") as journal:
+        assert journal.counts() == {"ok": 20 - failed, "failed": failed}
+    doomed = {f.item for f in node.outcomes.failures}
+    llm.reset()
+    run(AskNode(llm, max_retries=5, journal=path, collect_failures=True).run_async({"prompts": items}),
+        clock="virtual")
+    assert {r.prompt for r in llm.trace} == doomed  # only the failed items were sent again
+
+
+def test_a_journal_of_another_node_is_refused_and_bad_journals_are_named(tmp_path):
+    from pocket_parallel.journal import JournalMismatchError
+
+    path = tmp_path / "answers.sqlite"
+    run(AskNode(SimulatedLLM(), journal=path).run_async({"prompts": prompts(2)}), clock="virtual")
+
+    class Other(AskNode):
+        pass
+
+    with pytest.raises(JournalMismatchError, match="Other"):
+        run(Other(SimulatedLLM(), journal=path).run_async({"prompts": prompts(2)}), clock="virtual")
+    with pytest.raises(TypeError, match="journal"):
+        AskNode(SimulatedLLM(), journal=42)
+    with pytest.raises((ValueError, FileNotFoundError), match="path"):
+        run(AskNode(SimulatedLLM(), journal=tmp_path / "missing" / "x.sqlite").run_async({"prompts": prompts(1)}),
+            clock="virtual")
+
+
+def test_a_journaled_flow_skips_the_sub_flows_that_finished(tmp_path):
+    llm = SimulatedLLM(latency=1.0)
+    docs = [f"d{i}" for i in range(8)]
+    path = tmp_path / "flow.sqlite"
+    flow = AllDocs(start=Summarize(llm), max_concurrency=2, journal=path, deadline=2.5, collect_failures=True)
+    run(flow.run_async({"docs": docs}), clock="virtual")
+    assert flow.outcomes.counts()["ok"] == 4
+    llm.reset()
+    shared = {"docs": docs}
+    run(AllDocs(start=Summarize(llm), max_concurrency=2, journal=path).run_async(shared), clock="virtual")
+    assert llm.stats.calls == 4 and sorted(shared["summaries"]) == docs[4:]  # skipped sub-flows write nothing
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+def test_after_sigkill_a_rerun_pays_only_for_what_was_not_answered(tmp_path, share):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from pocket_parallel.journal import Journal
+
+    n, limit = 200, 10
+    journal, log = tmp_path / "batch.sqlite", tmp_path / "calls.log"
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen([sys.executable, "-m", "tests.journal_child", str(journal), str(log), str(n), str(limit)],
+                             cwd=root, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # kill it once the share of answers has arrived
+            answered = log.read_text().count("end ") if log.exists() else 0
+            if answered >= share * n or child.poll() is not None:
+                break
+            assert time.monotonic() < deadline, "the child never got that far"
+            time.sleep(0.005)
+        os.killpg(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    lines = log.read_text().splitlines()
+    ended = sum(line.startswith("end ") for line in lines)
+    started = sum(line.startswith("start ") for line in lines)
+    assert 0 < ended < n and started - ended <= limit  # never more than C calls in flight
+    with Journal(journal, identity="__main__.main.<locals>.Logged") as record:
+        journaled = record.counts()["ok"]
+    assert ended - limit <= journaled <= ended  # at most the calls in flight were answered but not yet written
+
+    llm = SimulatedLLM(latency=0.02, jitter=0.5, seed=7)
+
+    class Logged(AskNode):  # the same class as in the child (its identity), now in this process
+        pass
+
+    Logged.__module__, Logged.__qualname__ = "__main__", "main.<locals>.Logged"
+    shared = {"prompts": prompts(n)}
+    run(Logged(llm, max_concurrency=limit, journal=journal).run_async(shared), clock="virtual")
+    assert n - ended <= llm.stats.calls <= n - ended + limit
+    assert llm.stats.calls == n - journaled
+    assert shared["answers"] == [llm.answer_for(p) for p in prompts(n)]  # as a run that never crashed
+    llm.reset()
+    run(Logged(llm, max_concurrency=limit, journal=journal).run_async({"prompts": prompts(n)}), clock="virtual")
+    assert llm.stats.calls == 0

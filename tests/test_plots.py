@@ -196,6 +196,52 @@ def test_timeline_tells_retries_and_failures_apart(flaky):
     assert ax.get_title() == "flaky"
 
 
+def test_timeline_colours_successful_calls_by_kind(flaky):
+    def kind_of(call):
+        return "even" if int(call.prompt.split()[2]) % 2 == 0 else "odd"  # "Summarize: document 3 of 60"
+
+    ax = timeline(flaky.trace, title="by kind", kind_of=kind_of).axes[0]
+    bars = call_bars(ax)
+    ok = [c for c, outcome in zip(flaky.trace, _outcomes(flaky.trace)) if outcome == "ok"]
+    assert bars["ok:even"] + bars["ok:odd"] == len(ok) == len(flaky.results)
+    assert bars["ok:even"] == sum(kind_of(c) == "even" for c in ok)
+    assert "ok" not in bars and bars["failed"] == len(flaky.failures) and bars["retried"] > 0
+    first = kind_of(ok[0])  # colours in order of first appearance
+    second = "odd" if first == "even" else "even"
+    assert legend_texts(ax) == [first, second, "failed attempt, retried", "failed for good"]
+    colours = {c.get_gid(): to_hex(c.get_facecolor()[0]) for c in ax.collections}
+    assert colours[f"calls:ok:{first}"] == PALETTE["parallel"].lower()
+    assert colours[f"calls:ok:{second}"] == PALETTE["sequential"].lower()
+
+
+def test_timeline_without_kind_of_draws_as_before():
+    trace = compare(6, 2, latency=1.0).trace
+    assert call_bars(timeline(trace).axes[0]) == call_bars(timeline(trace, kind_of=None).axes[0]) == {"ok": 6}
+
+
+@pytest.mark.parametrize(
+    "kind_of, ok_color, error, message",
+    [
+        ("chunk", None, TypeError, "kind_of must be a function"),
+        (lambda call: "a", "#000000", ValueError, "not both"),
+        (lambda call: None, None, ValueError, "non-empty str"),
+        (lambda call: "", None, ValueError, "non-empty str"),
+        (lambda call: call.prompt, None, ValueError, "at most 6"),
+    ],
+)
+def test_timeline_refuses_a_bad_kind_of(kind_of, ok_color, error, message):
+    trace = compare(8, 8, latency=1.0).trace
+    with pytest.raises(error, match=message):
+        timeline(trace, ok_color=ok_color, kind_of=kind_of)
+
+
+def _outcomes(trace):
+    last = {}
+    for call in trace:
+        last[call.prompt] = max(call.attempt, last.get(call.prompt, 0))
+    return ["ok" if c.outcome == "ok" else "retried" if c.attempt < last[c.prompt] else c.outcome for c in trace]
+
+
 def test_race_timelines_share_one_time_axis():
     result = compare(8, 4, latency=0.5)
     figure = race_timelines(result)

@@ -18,10 +18,14 @@ same indentation::
         raise NotImplementedError("one call for this document; return its summary.")
 
 and every cell holding a stub is tagged ``raises-exception`` (nbval then accepts an error
-there). Links into the chapter notebooks, written ``../../notebooks/NAME.ipynb`` so that they
-work from ``instructor/exercises/``, become ``../NAME.ipynb``. Nothing else changes: cell ids,
-text and metadata are kept, so an instructor who uses nbgrader can take the instructor
-notebooks as they are.
+there), as is every test cell (it asserts that its check passed, which a stub cannot). Links into
+the chapter notebooks, written ``../../notebooks/NAME.ipynb`` so that they work from
+``instructor/exercises/``, become ``../NAME.ipynb``. Nothing else changes: cell ids, text and
+metadata are kept.
+
+Before executing an instructor notebook the script writes its nbgrader cell metadata (solution,
+test and read-only cells, grade ids, points: see ``nbgrader_cells.py``), so the instructor
+notebooks are nbgrader sources as they stand and the student notebooks carry the same metadata.
 
 Both kinds of notebook are then executed on a fresh kernel (in their own folder, without
 timing metadata) and written deterministically: fixed notebook metadata, consecutive stream
@@ -47,12 +51,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbgrader_cells import BEGIN, GradingError, add_grading_metadata, is_test_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR_DIR = ROOT / "instructor" / "exercises"
 STUDENT_DIR = ROOT / "notebooks" / "exercises"
 
-BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 HINT = "# HINT:"
 STUB_TAG = "raises-exception"
@@ -117,7 +121,11 @@ def stub_source(source: str, where: str = "cell") -> tuple[str, int]:
 
 
 def student_notebook(instructor: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """The student version of an instructor notebook: stubs for solutions, outputs cleared."""
+    """The student version of an instructor notebook: stubs for solutions, outputs cleared.
+
+    Cells whose code still raises (stubs) or that assert on a check a stub fails (test cells)
+    are tagged ``raises-exception``.
+    """
     notebook = copy.deepcopy(instructor)
     regions = 0
     for number, cell in enumerate(notebook.cells, start=1):
@@ -128,8 +136,8 @@ def student_notebook(instructor: nbformat.NotebookNode, name: str = "notebook") 
         elif cell.cell_type == "code":
             cell.source, found = stub_source(cell.source, f"{name}, cell {number}")
             cell.outputs, cell.execution_count = [], None
-            if found:
-                regions += found
+            regions += found
+            if found or is_test_cell(cell):
                 tags = cell.metadata.setdefault("tags", [])
                 if STUB_TAG not in tags:
                     tags.append(STUB_TAG)
@@ -203,8 +211,8 @@ def build_student(source: Path, out_dir: Path = STUDENT_DIR, run_in: Path = STUD
 
 
 def refresh_instructor(source: Path) -> Path:
-    """Execute an instructor notebook in place (its solutions pass their checks) and rewrite it."""
-    notebook = nbformat.read(source, as_version=4)
+    """Write an instructor notebook's nbgrader metadata, execute it (its solutions pass their checks), rewrite it."""
+    notebook = add_grading_metadata(nbformat.read(source, as_version=4), source.name)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -222,9 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     STUDENT_DIR.mkdir(parents=True, exist_ok=True)
     for source in instructor_notebooks(args.names):
         start = time.perf_counter()
-        if not args.students_only:
-            refresh_instructor(source)
-        target = build_student(source, args.out)
+        try:
+            if not args.students_only:
+                refresh_instructor(source)
+            target = build_student(source, args.out)
+        except (MarkerError, GradingError) as error:  # the notebook needs fixing: say where, no traceback
+            print(f"make exercises: {error}", file=sys.stderr)
+            return 1
         print(f"{source.relative_to(ROOT)} -> {_shown(target)}  ({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -7,10 +7,13 @@ Each exercise has one check a student calls with their class or function, not wi
 
 A check runs the code on fresh random workloads (in virtual time wherever timing matters, so
 every number is exact), measures what matters (results and their order, calls in flight,
-makespan against the schedule a semaphore allows, items lost), prints one friendly paragraph
-(what was expected, what happened, a hint) and returns a :class:`CheckResult` with ``.passed``
-and ``.message``. Code that still raises ``NotImplementedError`` gets "Not attempted yet".
-Every check takes ``seed=`` to replay a workload exactly (by default each call draws a new one).
+makespan against the schedule a semaphore allows, items lost) and returns a
+:class:`CheckResult` with ``.passed`` and ``.message``: what was expected, what happened, a
+hint. As the last line of a notebook cell the result shows itself once, a verdict line and the
+explanation wrapped between words; a check prints nothing and writes nothing to stderr. Code
+that still raises ``NotImplementedError`` gets "Not attempted yet". The workloads are built so
+that each plausible wrong answer fails on every one of them, not on most. Every check takes
+``seed=`` to replay a workload exactly (by default each call draws a new one).
 
 =========  ====================================  ==============================================
 Exercise   Check                                 What it asks for

@@ -29,6 +29,8 @@ from .._validate import check_int
 from ..backend import set_default_llm
 from ..clock import Clock, VirtualDeadlockError, run
 from ..llm import SimulatedLLM
+from ._display import markdown, plain_text, sentence_case
+from ._quiet import quiet
 
 if TYPE_CHECKING:
     from ._service import CheckLLM
@@ -37,28 +39,60 @@ T = TypeVar("T")
 Status = Literal["passed", "failed", "not attempted"]
 
 
+_VERDICTS: dict[str, str] = {"passed": "Passed", "failed": "Not yet", "not attempted": "Not attempted yet"}
+_REPLAY = " (To replay this exact workload, pass seed={seed} to the check.)"
+
+
 @dataclass(frozen=True)
 class CheckResult:
-    """What one check found: ``passed`` or not, and the paragraph it printed (``message``).
+    """What one check found: ``passed`` or not, and why (``message``).
 
     ``status`` is ``"passed"``, ``"failed"`` or ``"not attempted"`` (the code still raises
     ``NotImplementedError``). ``exercise`` names the exercise, e.g. ``"Exercise 1"``.
+    ``message`` is the whole answer as one paragraph, starting with the verdict ("Passed: ",
+    "Not yet: ", "Not attempted yet: "); a failure ends with the seed that replays it.
+
+    As the last line of a notebook cell a result shows itself once, as formatted text: the
+    verdict on a line of its own, then the explanation. ``str(result)`` is the same text
+    wrapped between words for a terminal (and for nbval, which compares plain text).
     """
 
     exercise: str
     status: Status
     message: str
+    seed: int | None = None  # the seed that replays a failure, when the message names one
 
     @property
     def passed(self) -> bool:
         """True when the student's code did everything the exercise asks."""
         return self.status == "passed"
 
+    @property
+    def verdict(self) -> str:
+        """"Passed", "Not yet" or "Not attempted yet"."""
+        return _VERDICTS[self.status]
+
+    def _paragraphs(self) -> list[str]:
+        body = self.message.removeprefix(f"{self.verdict}: ")
+        replay = _REPLAY.format(seed=self.seed) if self.seed is not None else ""
+        if replay and body.endswith(replay):
+            body = body.removesuffix(replay)
+            return [body, replay.strip()[1:-1]]
+        return [body]
+
     def __str__(self) -> str:
-        return self.message
+        return plain_text(self.verdict, self.exercise, self._paragraphs())
 
     def __repr__(self) -> str:
         return f"CheckResult({self.exercise!r}, status={self.status!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display (nbval compares it): the wrapped message, not the repr."""
+        printer.text(str(self))
+
+    def _repr_markdown_(self) -> str:
+        """The rich display in JupyterLab, Notebook 7, VS Code and Colab."""
+        return markdown(self.verdict, self.exercise, self._paragraphs())
 
 
 class Fail(Exception):
@@ -76,29 +110,36 @@ def new_seed(seed: int | None) -> int:
     return check_int("seed", seed, low=0)
 
 
-def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | None) -> CheckResult:
-    """Run a check's ``body`` and turn its outcome into a printed, returned :class:`CheckResult`.
+def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | None, subject: Any = None) -> CheckResult:
+    """Run a check's ``body`` and turn its outcome into a :class:`CheckResult` (printing nothing).
 
-    ``body`` returns the pass message, or raises :class:`Fail` / :class:`NotAttempted`. A
-    failure ends with the seed that replays its workload, for the student or the instructor.
+    ``body`` returns the pass message, or raises :class:`Fail` / :class:`NotAttempted`; the
+    message becomes a sentence (its first word capitalised unless it is code, such as the
+    name of ``subject``, the student's class or function). A failure ends with the seed that
+    replays its workload, for the student or the instructor. Nothing reaches stderr while it
+    runs; what Python warned about meanwhile is added to a failure.
     """
     seed = new_seed(seed)
-    try:
-        result = CheckResult(exercise, "passed", f"Passed: {body(random.Random(seed))}")
-    except Fail as failure:
-        result = CheckResult(exercise, "failed", f"Not yet: {failure} (To replay this exact workload, "
-                                                 f"pass seed={seed} to the check.)")
-    except NotAttempted as stub:
-        result = CheckResult(exercise, "not attempted", f"Not attempted yet: {stub}")
-    print(result.message)
-    return result
+    with quiet() as noise:
+        try:
+            outcome: tuple[Status, str] = ("passed", body(random.Random(seed)))
+        except Fail as failure:
+            outcome = ("failed", str(failure))
+        except NotAttempted as stub:
+            outcome = ("not attempted", str(stub))
+    status, text = outcome
+    text = sentence_case(text, getattr(subject, "__name__", None))
+    verdict = _VERDICTS[status]
+    if status == "failed":
+        return CheckResult(exercise, status, f"{verdict}: {text}{noise.sentence()}{_REPLAY.format(seed=seed)}", seed)
+    return CheckResult(exercise, status, f"{verdict}: {text}")
 
 
 # -- calling the student's code ------------------------------------------------------------------
 
 _LIBRARY_DIRS = tuple(
     str(Path(p).resolve())
-    for p in {Path(__file__).resolve().parent.parent, *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
+    for p in {str(Path(__file__).resolve().parent.parent), *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
 )
 
 

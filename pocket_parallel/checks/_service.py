@@ -27,15 +27,17 @@ class CheckLLM(SimulatedLLM):
     """A simulated service for one workload of a check.
 
     ``latencies`` maps prompts to their latency in seconds (other prompts draw one as usual);
-    every attempt at a prompt in ``broken`` fails. ``blocking_calls`` counts calls to the
-    blocking :meth:`call`, which is refused (on the virtual clock it would really sleep);
-    ``refused`` counts rate-limit refusals by the limit that refused them.
+    every attempt at a prompt in ``broken`` fails, and the first ``flaky[prompt]`` attempts at
+    a prompt in :attr:`flaky` (empty at first) fail. ``blocking_calls`` counts calls to the blocking :meth:`call`,
+    which is refused (on the virtual clock it would really sleep); ``refused`` counts
+    rate-limit refusals by the limit that refused them.
     """
 
     def __init__(self, *, latencies: Mapping[str, float] | None = None, broken: Iterable[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latencies = dict(latencies or {})
         self.broken = frozenset(broken)
+        self.flaky: dict[str, int] = {}
         self.blocking_calls = 0
         self.refused: Counter[str] = Counter()
 
@@ -46,8 +48,8 @@ class CheckLLM(SimulatedLLM):
         return super().latency_for(prompt, attempt)
 
     def fails(self, prompt: str, attempt: int = 1) -> bool:
-        """Broken prompts fail every attempt; the others fail as the seeded service decides."""
-        return prompt in self.broken or super().fails(prompt, attempt)
+        """Broken prompts fail every attempt, flaky ones their first few; the others as the seeded service decides."""
+        return prompt in self.broken or attempt <= self.flaky.get(prompt, 0) or super().fails(prompt, attempt)
 
     async def __call__(self, prompt: str, *, attempt: int | None = None) -> str:
         try:

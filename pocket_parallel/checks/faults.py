@@ -49,7 +49,7 @@ def check_safe_summarizer(node_class: type, *, seed: int | None = None) -> Check
     if not isinstance(node_class, type):
         raise TypeError(f"node_class must be a class such as SafeSummarizer (the class itself, not SafeSummarizer()); "
                         f"got {type(node_class).__name__}")
-    return run_check("Exercise 5", lambda rng: _safe(node_class, rng), seed)
+    return run_check("Exercise 5", lambda rng: _safe(node_class, rng), seed, node_class)
 
 
 def service(seed: int = 0, broken: tuple[str, ...] = ()) -> CheckLLM:

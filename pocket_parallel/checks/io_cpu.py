@@ -44,7 +44,7 @@ def check_blocking_io(fetch_all: Callable[..., Any], *, seed: int | None = None)
     return the pages in the order of ``urls``.
     """
     _require_async_function("fetch_all", fetch_all)
-    return run_check("Exercise 6a", lambda rng: _io(fetch_all, rng), seed)
+    return run_check("Exercise 6a", lambda rng: _io(fetch_all, rng), seed, fetch_all)
 
 
 def check_cpu_work(crunch_all: Callable[..., Any], *, seed: int | None = None) -> CheckResult:
@@ -55,7 +55,7 @@ def check_cpu_work(crunch_all: Callable[..., Any], *, seed: int | None = None) -
     at once) while the event loop stays free, and return the results in input order.
     """
     _require_async_function("crunch_all", crunch_all)
-    return run_check("Exercise 6b", lambda rng: _cpu(crunch_all, rng), seed)
+    return run_check("Exercise 6b", lambda rng: _cpu(crunch_all, rng), seed, crunch_all)
 
 
 def _require_async_function(parameter: str, value: Any) -> None:

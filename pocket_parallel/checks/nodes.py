@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pocketflow import AsyncFlow, AsyncNode
 
+from ..llm import TransientLLMError
 from ._feedback import (
     CheckResult,
     Fail,
@@ -37,11 +39,12 @@ def check_parallel_summarizer(node_class: type, *, seed: int | None = None) -> C
     ``node_class()`` must build a PocketFlow async node that reads ``shared["documents"]`` (a
     list of texts), asks ``call_llm_async(f"Summarize: {text}")`` for each, and stores the
     summaries in input order in ``shared["summaries"]``. It runs inside an ``AsyncFlow`` on
-    three fresh random batches in virtual time; every call must be in flight at once, so a
-    batch takes exactly as long as its slowest call. ``seed`` reproduces a workload.
+    three fresh random batches (5 to 10 documents, the last always 10) in virtual time; every
+    call must be in flight at once, so a batch takes exactly as long as its slowest call.
+    ``seed`` reproduces a workload.
     """
     _require_class("node_class", node_class, "ParallelSummarizer")
-    return run_check("Exercise 1", lambda rng: _summarizer(node_class, rng), seed)
+    return run_check("Exercise 1", lambda rng: _summarizer(node_class, rng), seed, node_class)
 
 
 def check_limited_translator(node_class: type, *, seed: int | None = None) -> CheckResult:
@@ -50,11 +53,14 @@ def check_limited_translator(node_class: type, *, seed: int | None = None) -> Ch
     ``node_class(max_concurrency=C)`` must build a node that translates ``shared["text"]`` into
     every language of ``shared["languages"]`` with ``call_llm_async(f"Translate to {language}:
     {text}")`` and stores ``shared["translations"] = {language: translation}``. It runs inside
-    an ``AsyncFlow`` on three fresh workloads, each with its own C. The service must never
-    see more than C calls at once, and no slot may sit idle while an item waits.
+    an ``AsyncFlow`` on four fresh workloads, each with its own C (2 to 5, each once). The
+    service must never see more than C calls at once, and no slot may sit idle while an item
+    waits. In the last workload some calls fail once and one fails every time, and the check
+    sets ``max_retries`` and ``exec_fallback_async`` on the node: PocketFlow's per-item step
+    must still run, so that failed calls are retried and the last one gets the fallback.
     """
     _require_class("node_class", node_class, "LimitedTranslator")
-    return run_check("Exercise 2", lambda rng: _translator(node_class, rng), seed)
+    return run_check("Exercise 2", lambda rng: _translator(node_class, rng), seed, node_class)
 
 
 def _require_class(parameter: str, value: Any, example: str) -> None:
@@ -76,9 +82,9 @@ def _require_async_node(node_class: type) -> None:
 def _summarizer(node_class: type, rng: random.Random) -> str:
     name = node_class.__name__
     _require_async_node(node_class)
-    for _ in range(3):
-        count = rng.randint(5, 10)
-        docs = documents_with_distinct_summaries(rng, count)
+    for batch in range(3):
+        count = rng.randint(5, 10) if batch < 2 else 10  # a limit below 10 shows in the last batch
+        docs = _unsorted(rng, count)
         prompts = [f"Summarize: {doc}" for doc in docs]
         seconds = latencies(rng, count, 0.5, 3.0, 0.25)
         while seconds == sorted(seconds):  # completion order must differ from input order
@@ -109,6 +115,16 @@ def _summarizer(node_class: type, rng: random.Random) -> str:
             f"flight at the same time, so each batch took exactly as long as its slowest call, and the "
             f"summaries came back in the order of the documents although the calls finished in another "
             f"order. That is the whole trick of AsyncParallelBatchNode.")
+
+
+def _unsorted(rng: random.Random, count: int) -> list[str]:
+    """Documents whose summaries, in input order, are sorted neither up nor down (so sorting them shows)."""
+    probe = CheckLLM()
+    while True:
+        docs = documents_with_distinct_summaries(rng, count)
+        summaries = [probe.answer_for(f"Summarize: {doc}") for doc in docs]
+        if summaries not in (sorted(summaries), sorted(summaries, reverse=True)):
+            return docs
 
 
 def _check_summaries(name: str, shared: dict[str, Any], expected: list[str], llm: CheckLLM) -> None:
@@ -150,39 +166,118 @@ def _check_summaries(name: str, shared: dict[str, Any], expected: list[str], llm
 # -- exercise 2 -----------------------------------------------------------------------------------
 
 
+#: What the check's ``exec_fallback_async`` returns for an item whose every attempt fails.
+FALLBACK = "(no translation: every attempt failed)"
+#: The ``max_retries`` the check sets on the node in its workload with failing calls.
+RETRIES = 3
+
+
+async def _fallback(prep_res: Any, error: Exception) -> str:
+    return FALLBACK
+
+
 def _translator(node_class: type, rng: random.Random) -> str:
     name = node_class.__name__
     _require_async_node(node_class)
-    for round_number in range(3):
+    # Each round its own C, every C from 2 to 5 once: a semaphore of any fixed size shows.
+    for round_number, limit in enumerate(rng.sample(range(2, 6), 4)):
         count = rng.randint(7, 14)
-        limit = rng.randint(2, 5)
         if round_number == 0:
             while count % limit == 0:  # a last round that is not full
                 count = rng.randint(7, 14)
         languages = rng.sample(LANGUAGES, count)
+        while languages == sorted(languages):  # filing translations in sorted order must show
+            languages = rng.sample(LANGUAGES, count)
         text = sentence(rng)
         prompts = [f"Translate to {language}: {text}" for language in languages]
-        if round_number < 2:  # every call takes the same time: ceil(N / C) * L
+        if round_number != 2:  # every call takes the same time: ceil(N / C) * L
             seconds = [rng.choice((0.5, 1.0, 1.5, 2.0, 2.5, 3.0))] * count
         else:  # uneven, and drawn so that waiting for whole rounds of C would be measurably slower
             seconds = latencies(rng, count, 0.5, 3.0, 0.5)
             while rounds_schedule(seconds, limit) - list_schedule(seconds, limit) < 0.25:
                 seconds = latencies(rng, count, 0.5, 3.0, 0.5)
-        llm = CheckLLM(latencies=dict(zip(prompts, seconds)), latency=1.0, seed=rng.randrange(2**31))
+        doing = f"translating into {count} languages with max_concurrency={limit} inside an AsyncFlow"
         shared: dict[str, Any] = {"text": text, "languages": list(languages)}
-        node = build(node_class, name, max_concurrency=limit)
-        _, elapsed = run_student(AsyncFlow(start=node).run_async(shared), name,
-                                 f"translating into {count} languages with max_concurrency={limit} inside an AsyncFlow",
-                                 llm=llm, guard=60 + 10 * sum(seconds))
-        _check_translations(name, shared, {lang: llm.answer_for(p) for lang, p in zip(languages, prompts)}, llm)
-        _check_limit(node_class, elapsed, llm, prompts, limit, equal=round_number < 2)
-    return (f"{name} ran inside an AsyncFlow on three fresh workloads, each with its own limit C. The "
+        if round_number < 3:
+            llm = CheckLLM(latencies=dict(zip(prompts, seconds)), latency=1.0, seed=rng.randrange(2**31))
+            node = build(node_class, name, max_concurrency=limit)
+            _, elapsed = run_student(AsyncFlow(start=node).run_async(shared), name, doing, llm=llm,
+                                     guard=60 + 10 * sum(seconds))
+            _check_translations(name, shared, {lang: llm.answer_for(p) for lang, p in zip(languages, prompts)}, llm)
+            _check_limit(node_class, elapsed, llm, prompts, limit, equal=round_number != 2)
+        else:
+            _faulty_round(node_class, rng, shared, languages, prompts, seconds, limit, doing)
+    return (f"{name} ran inside an AsyncFlow on four fresh workloads, each with its own limit C. The "
             f"service never saw more than C calls at once, no slot sat idle while a call was waiting, so "
             f"each batch took exactly the time a semaphore of C allows (ceil(N / C) x L when every call "
-            f"takes L), and every translation landed under its own language.")
+            f"takes L), and every translation landed under its own language. With max_retries={RETRIES} and "
+            f"a fallback set, calls that failed once were retried and the call that always failed got the "
+            f"fallback: PocketFlow's per-item step, retries and all, still runs inside your limit.")
 
 
-def _check_translations(name: str, shared: dict[str, Any], expected: dict[str, str], llm: CheckLLM) -> None:
+def _faulty_round(node_class: type, rng: random.Random, shared: dict[str, Any], languages: list[str],
+                  prompts: list[str], seconds: list[float], limit: int, doing: str) -> None:
+    """Some calls fail once, one fails every time; the node, with max_retries and a fallback set
+    as any PocketFlow node may have them, must retry the first and fall back for the last."""
+    name = node_class.__name__
+    broken, *flaky = rng.sample(range(len(prompts)), 3)
+    llm = CheckLLM(latencies=dict(zip(prompts, seconds)), latency=1.0, seed=rng.randrange(2**31),
+                   broken=[prompts[broken]])
+    llm.flaky.update({prompts[i]: 1 for i in flaky})
+    node = build(node_class, name, max_concurrency=limit)
+    node.max_retries, node.wait = RETRIES, 0
+    node.exec_fallback_async = _fallback  # an instance attribute: PocketFlow's _exec reads it from self
+    run_student(AsyncFlow(start=node).run_async(shared), name,
+                f"{doing}, with max_retries={RETRIES} and an exec_fallback_async set on it",
+                llm=llm, guard=60 + 10 * RETRIES * sum(seconds), advice=_retry_advice(node_class))
+    expected = {lang: llm.answer_for(p) for lang, p in zip(languages, prompts)}
+    expected[languages[broken]] = FALLBACK
+    _check_translations(name, shared, expected, llm, fallback=languages[broken], retried=[languages[i] for i in flaky],
+                        skipped=_skipped_step(node_class))
+    peak = llm.stats.peak_in_flight
+    if peak > limit:
+        raise Fail(f"at most C = {limit} calls may be in flight at once, but with calls failing and being "
+                   f"retried the service saw {peak} at the same time ({len(prompts)} languages, inside an "
+                   f"AsyncFlow). A retry is a call too: it must wait for a slot like any other.")
+    attempts = Counter(record.prompt for record in llm.trace)
+    if attempts[prompts[broken]] != RETRIES:
+        raise Fail(f"the call for {languages[broken]} fails every time, and with max_retries={RETRIES} PocketFlow "
+                   f"makes exactly {RETRIES} attempts before it calls exec_fallback_async, but {name} made "
+                   f"{plural(attempts[prompts[broken]], 'attempt')}. Leave retrying to PocketFlow's per-item step "
+                   f"(AsyncNode._exec), which reads max_retries from the node.")
+
+
+def _retry_advice(node_class: type) -> Callable[[Exception], str]:
+    def advice(error: Exception) -> str:
+        if not isinstance(error, TransientLLMError):
+            return "Read the error, fix the line it points to, and run the check again."
+        return (f"In this batch a few calls fail once and one fails every time, and the check set "
+                f"max_retries={RETRIES} and an exec_fallback_async on your node, as any PocketFlow node may "
+                f"have them. PocketFlow handles both in its per-item step, AsyncNode._exec: it runs "
+                f"exec_async up to max_retries times, then calls exec_fallback_async. "
+                + _skipped_step(node_class))
+    return advice
+
+
+def _skipped_step(node_class: type) -> str:
+    """Why retries and fallback were lost, judged from what the class overrides."""
+    if _overrides(node_class, "_run_async"):
+        return ("Your class overrides _run_async and calls exec_async itself, so that step never runs: no "
+                "retries, no fallback (moving the chapter's run_async override to _run_async makes the limit "
+                "hold inside a flow, and loses these). Keep PocketFlow's _run_async and _exec, and put the "
+                "semaphore in exec_async.")
+    if _overrides(node_class, "_exec"):
+        return ("Your class overrides _exec and calls exec_async directly, so that step never runs: no "
+                "retries, no fallback. To limit in _exec, hold the semaphore around AsyncNode._exec(self, item) "
+                "for each item; simpler, put the semaphore in exec_async.")
+    return ("Let an error from call_llm_async leave exec_async (PocketFlow's step retries it), and catch "
+            "nothing around the whole batch.")
+
+
+def _check_translations(name: str, shared: dict[str, Any], expected: dict[str, str], llm: CheckLLM, *,
+                        fallback: str | None = None, retried: Sequence[str] = (), skipped: str = "") -> None:
+    """Every language filed with its own translation; with ``fallback`` given, that language with
+    :data:`FALLBACK` and the ``retried`` ones with their answers (``skipped`` says why they may not be)."""
     if llm.stats.calls == 0:
         raise Fail(f"{name} ran, but the service the check provides received no calls. The check points "
                    f"call_llm_async at its own simulated service: call 'await call_llm_async(f\"Translate "
@@ -197,9 +292,25 @@ def _check_translations(name: str, shared: dict[str, Any], expected: dict[str, s
         raise Fail(f"shared['translations'] has no entry for {plural(len(missing), 'language')} "
                    f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) of the {len(expected)} asked "
                    f"for. Every language in shared['languages'] needs its translation.")
+    errors = [lang for lang in expected if isinstance(got[lang], BaseException)]
+    if errors:
+        lang = errors[0]
+        raise Fail(f"shared['translations'][{lang!r}] held an exception, {type(got[lang]).__name__}: {got[lang]}, "
+                   f"instead of a translation. asyncio.gather(..., return_exceptions=True) hands errors back as "
+                   f"if they were results; PocketFlow's own per-item step (AsyncNode._exec) would have retried "
+                   f"the call (max_retries={RETRIES} was set) and then called exec_fallback_async. " + skipped)
+    if fallback is not None and got[fallback] != FALLBACK:
+        raise Fail(f"every attempt at the call for {fallback} fails, so after max_retries={RETRIES} attempts "
+                   f"PocketFlow calls exec_fallback_async, which the check set to return {FALLBACK!r}; but "
+                   f"shared['translations'][{fallback!r}] held {clip(got[fallback])}: the fallback was skipped. "
+                   + skipped)
     wrong = [lang for lang in expected if got[lang] != expected[lang]]
     if wrong:
         lang = wrong[0]
+        if lang in retried:
+            raise Fail(f"the call for {lang} failed once and should have been retried (max_retries={RETRIES}), "
+                       f"so shared['translations'][{lang!r}] should hold {clip(expected[lang])}, but it held "
+                       f"{clip(got[lang])}. " + skipped)
         raise Fail(f"shared['translations'][{lang!r}] should be the service's answer to 'Translate to {lang}: "
                    f"<text>', {clip(expected[lang])}, but it held {clip(got[lang])}. Pair each language "
                    f"with its own result: zip(prep_res, exec_res_list) in post_async keeps them together.")

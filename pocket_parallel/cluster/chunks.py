@@ -101,42 +101,33 @@ async def run_chunk(plan: ChunkPlan, start: int, items: Sequence[Any]) -> ChunkR
         node.max_concurrency = local_limit
     node.max_per_minute = _local_per_minute(plan)
     node.collect_failures = True
-    values: list[Any] = [None] * len(items)
     calls = 0
+    inner = node.exec_async
+
+    async def counted(item: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await inner(item)
+
+    node.exec_async = counted  # every attempt, retries included, passes here
     with ExitStack() as stack:
         journal = stack.enter_context(Journal(plan.journal, plan.journal_identity)) if plan.journal else None
-        keys = [journal.key_of(item) for item in items] if journal is not None else []
-        done = journal.answered(keys) if journal is not None else {}
-        todo = [i for i in range(len(items)) if not keys or keys[i] not in done]
-        for i in range(len(items)):
-            if keys and keys[i] in done:
-                values[i] = done[keys[i]]
-        inner = node.exec_async
-
-        async def call_and_record(item: Any) -> Any:
-            nonlocal calls
-            calls += 1
-            value = await inner(item)
-            if journal is not None:
-                key = journal.key_of(item)
-                journal.record_result(key, value, position=start + positions[key])
-            return value
-
-        positions = {keys[i]: i for i in todo} if keys else {}
-        node.exec_async = call_and_record  # every attempt goes through it: the node's retries, gate, limits
+        # The node skips what the journal holds and records each item the moment it ends.
+        node.journal = journal
+        from_journal = 0
+        if journal is not None:
+            keys = [journal.key_of(item) for item in items]
+            answered = journal.answered(keys)
+            from_journal = sum(1 for key in keys if key in answered)
         try:
-            results = await node._exec([items[i] for i in todo])
+            results = await node._exec(list(items))
         finally:
             if plan.cap == "cluster":
                 pools.pool(plan.run, leases=False, tokens=False, lease_timeout=plan.lease_timeout).settle()
-        for i, value in zip(todo, results):
-            if isinstance(value, Failure):
-                value = Failure(value.item, RemoteError.of(value.error), value.attempts)
-                if journal is not None:
-                    journal.record_failure(keys[i], value.error, max(1, value.attempts), position=start + i)
-            values[i] = value
+    values = [Failure(value.item, RemoteError.of(value.error), value.attempts) if isinstance(value, Failure) else value
+              for value in results]
     return ChunkReport(
-        start=start, values=values, from_journal=len(items) - len(todo), calls=calls, worker=worker.address,
+        start=start, values=values, from_journal=from_journal, calls=calls, worker=worker.address,
         pid=os.getpid(), cpu_seconds=time.process_time() - cpu, wall_seconds=time.perf_counter() - wall,
     )
 

@@ -27,8 +27,9 @@ from .errors import ApiError
 from .service import Answer, ChatService
 
 SERVICE = web.AppKey("service", ChatService)
-ACTIVE = web.AppKey("active", set)  # handler tasks answering a completion right now
-NUMBERS = web.AppKey("numbers", itertools.count)  # numbers the responses: chatcmpl-1, req_1...
+# The handler tasks answering a completion right now, and the numbers of the responses.
+ACTIVE: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("active", set)
+NUMBERS: web.AppKey[itertools.count[int]] = web.AppKey("numbers", itertools.count)
 #: Largest request body accepted (bytes); a larger one gets a 413.
 MAX_BODY = 1024 * 1024
 _log = logging.getLogger(__name__)
@@ -37,9 +38,11 @@ _log = logging.getLogger(__name__)
 def make_app(service: ChatService) -> web.Application:
     """The aiohttp application serving ``service``."""
     app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY)
+    active: set[asyncio.Task[Any]] = set()
+    numbers: itertools.count[int] = itertools.count(1)
     app[SERVICE] = service
-    app[ACTIVE] = set()
-    app[NUMBERS] = itertools.count(1)
+    app[ACTIVE] = active
+    app[NUMBERS] = numbers
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
@@ -50,7 +53,8 @@ def make_app(service: ChatService) -> web.Application:
 
 async def cancel_active(app: web.Application) -> None:
     """Cancel every request still being answered (stalled ones included) and wait until they end."""
-    active = set(app[ACTIVE])
+    running = app[ACTIVE]
+    active = set(running)
     for task in active:
         task.cancel()
     if active:
@@ -90,7 +94,8 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    number = next(request.app[NUMBERS])
+    numbers = request.app[NUMBERS]
+    number = next(numbers)
     try:
         chat = parse_chat_request(await request.read())
     except ApiError as error:
@@ -98,6 +103,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         error.headers.update(service.rate_headers())
         raise
     task = asyncio.current_task()
+    assert task is not None  # aiohttp runs every handler in a task
     active = request.app[ACTIVE]
     active.add(task)
     try:

@@ -200,7 +200,8 @@ class LocalServer:
 
     def stats(self) -> ServerStats:
         """A snapshot of the counters (what ``GET /stats`` returns), from any thread."""
-        return self._on_server_loop(lambda service: service.stats.copy())
+        stats: ServerStats = self._on_server_loop(lambda service: service.stats.copy())
+        return stats
 
     def reset(self) -> None:
         """Zero the counters and attempt numbers and refill the limits (as ``POST /stats/reset``).

@@ -96,6 +96,8 @@ class ChatService:
             self.attempts.ended(prompt, attempt, succeeded=False)
             raise self._refusal(ticket, tokens, headers)
         stats.opened()
+        stats.prompt_tokens += estimate_tokens(prompt)  # read by the service, whatever becomes of the request
+        stats.total_tokens += estimate_tokens(prompt)
         outcome = "cancelled"
         try:
             if stalls:
@@ -126,9 +128,8 @@ class ChatService:
         answer = Answer(text, estimate_tokens(request.prompt), estimate_tokens(text), finish_reason, attempt, headers)
         stats = self.stats
         stats.ok += 1
-        stats.prompt_tokens += answer.prompt_tokens
         stats.completion_tokens += answer.completion_tokens
-        stats.total_tokens += answer.total_tokens
+        stats.total_tokens += answer.completion_tokens
         return answer
 
     def _refusal(self, refusal: Refusal, tokens: int, headers: dict[str, str]) -> ApiError:

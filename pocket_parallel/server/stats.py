@@ -21,7 +21,9 @@ class ServerStats:
     - ``retries``: requests that were a retry of the one before with the same prompt
       (attempt 2 or more, numbered as :class:`~pocket_parallel.workload.AttemptNumbers` does).
     - ``in_flight`` and ``peak_in_flight``: admitted requests not yet ended, now and at most.
-    - ``prompt_tokens``, ``completion_tokens``, ``total_tokens``: the ``usage`` of every 200.
+    - ``prompt_tokens``: the prompts of every admitted request (the service read them, whatever
+      became of the request: a retry sends its prompt again); ``completion_tokens``: every
+      answer sent; ``total_tokens``: the two together, what a provider would bill.
     """
 
     requests: int = 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.shares_resources]  # one JupyterLab for the module, stopped at its end
 
 CHROMIUM = Path(os.environ.get("PP_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

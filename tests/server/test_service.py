@@ -12,7 +12,7 @@ from pocket_parallel.server.chat_request import ChatRequest
 from pocket_parallel.server.errors import ApiError
 from pocket_parallel.server.service import ChatService
 from pocket_parallel.server.settings import ServerSettings
-from pocket_parallel.workload import ServiceModel
+from pocket_parallel.workload import ServiceModel, estimate_tokens
 
 
 def _ask(service: ChatService, prompt: str, **options) -> object:
@@ -61,6 +61,10 @@ def test_a_retry_is_numbered_as_simulated_llm_numbers_it():
     assert isinstance(third, ApiError) and t3 == t1
     stats = service.stats
     assert (stats.requests, stats.errors, stats.ok, stats.retries, stats.in_flight) == (3, 2, 1, 1, 0)
+    # Every attempt's prompt was read (a retry is billed again); one answer was sent.
+    assert stats.prompt_tokens == 3 * estimate_tokens(prompt)
+    assert stats.completion_tokens == second.completion_tokens
+    assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens
 
 
 def test_overloaded_calls_are_turned_away_at_once_with_529():
