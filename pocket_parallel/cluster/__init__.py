@@ -27,7 +27,7 @@ cap but strands capacity on a worker that has run out of work.
 **The cluster-wide cap** (``cap="cluster"``, the default) is a scheduler plugin
 (:mod:`.scheduler_plugin`, built as ``distributed.Semaphore``'s extension is) that keeps a
 ledger of leases (:mod:`.ledger`), and a pool of leases on each worker (:mod:`.lease_pool`)
-that every call enters as its node's ``gate``:
+that every call enters as its node's ``shared_gate``:
 
 - leases are granted in blocks, as many as a worker's waiting calls want, and reused
   locally: a call that ends hands its lease straight to the next call on that worker, with

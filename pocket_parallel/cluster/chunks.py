@@ -1,7 +1,7 @@
 """One chunk of a batch, run on a worker: the node's batch step over the chunk's items, behind the chosen cap.
 
 Each chunk is one async Dask task. On the worker it builds the node from the run's recipe,
-puts the run's cap in front of every call (the node's ``gate``), skips the items the journal
+puts the run's cap in front of every call (the node's ``shared_gate``), skips the items the journal
 already holds, records every answer in the journal the moment it arrives, and sends back one
 value per item: its answer, or a :class:`~pocket_parallel.Failure`. If the worker dies half-way,
 Dask runs the chunk again elsewhere, and the journal keeps the answers already paid for.
@@ -96,7 +96,7 @@ async def run_chunk(plan: ChunkPlan, start: int, items: Sequence[Any]) -> ChunkR
     pools = this_workers_pools()
     gate, local_limit = _gate(plan, pools)
     if gate is not None:
-        node.gate = gate
+        node.shared_gate = gate
     if plan.cap != "none":
         node.max_concurrency = local_limit
     node.max_per_minute = _local_per_minute(plan)

@@ -1,7 +1,7 @@
-"""The worker side of the cluster-wide limits: a local pool of leases and tokens, used as a node's ``gate``.
+"""The worker side of the cluster-wide limits: a local pool of leases and tokens, used as a node's ``shared_gate``.
 
 Each attempt enters the pool (``async with pool:``) and holds it for its call, as
-:class:`~pocket_parallel.BoundedParallelBatchNode` does with any ``gate``. Entering takes a
+:class:`~pocket_parallel.BoundedParallelBatchNode` does with any ``shared_gate``. Entering takes a
 lease (one call in flight) and, with a per-minute budget, a token. Both come from the
 scheduler's ledger (:mod:`.ledger`) in blocks and are then reused locally: a lease freed by
 one call goes straight to the next attempt waiting on this worker, with no message at all.

@@ -1,7 +1,8 @@
 """A real LocalCluster of 2 worker processes against a real local server: the server's counters are the judge.
 
 One cluster and one server serve the module (starting a cluster takes seconds); each test
-resets the server's counters first. The server also counts answers per prompt here, so a
+resets the server's counters first, and the module checks at its end that nothing it started
+is left (thread, socket or process). The server also counts answers per prompt here, so a
 test can tell exactly which prompts were paid for twice.
 """
 
@@ -20,6 +21,9 @@ import pytest
 from pocket_parallel.cluster import AskOverHTTP, Cluster
 from pocket_parallel.journal import Journal
 from pocket_parallel.server import LocalServer
+from tests.processes import open_sockets
+
+pytestmark = pytest.mark.shares_resources
 
 CAP = 8
 LATENCY = 0.05
@@ -66,18 +70,35 @@ class AnswerCounts:
 
 
 @pytest.fixture(scope="module")
-def server():
+def module_leak_check():
+    """After the module's server and cluster stop: no thread, socket or process of theirs is left."""
+    threads, sockets, processes = set(threading.enumerate()), open_sockets(), descendants()
+    yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        # Dask-Offload: distributed's one process-wide executor thread, made on first use, by design never stopped
+        extra_threads = [t for t in threading.enumerate()
+                         if t not in threads and t.is_alive() and not t.name.startswith("Dask-Offload")]
+        extra_sockets = open_sockets() - sockets
+        if not extra_threads and not extra_sockets:
+            break
+        time.sleep(0.1)
+    assert not extra_threads, f"threads left running: {extra_threads}"
+    assert not extra_sockets, f"sockets left open: {len(extra_sockets)}"
+    assert not left_behind(processes), "the cluster left worker processes running"
+
+
+@pytest.fixture(scope="module")
+def server(module_leak_check):
     with LocalServer(latency=LATENCY, max_concurrent=CAP) as running:
         running.answered = AnswerCounts(running)
         yield running
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    before = descendants()
+def cluster(module_leak_check):
     with Cluster(workers=2) as running:
         yield running
-    assert not left_behind(before), "the cluster left worker processes running"
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def prompts(worker, n):
 
 
 async def ask(pool, llm, items, cap):
-    node = AskEach(llm, max_concurrency=cap, gate=pool, collect_failures=True)
+    node = AskEach(llm, max_concurrency=cap, shared_gate=pool, collect_failures=True)
     return await node._exec(items)
 
 
