@@ -20,9 +20,11 @@ Dask runs its chunk again elsewhere and the journal hands back the answers alrea
 
 **Why a semaphore per worker is not enough.** ``Semaphore(C)`` in each of W processes lets
 W × C calls into flight, and the provider answers the surplus with 429s. One
-``distributed.Semaphore`` shared by all holds the cap but costs a scheduler round trip per
-call (several times slower in ``make bench``); a static split of C / W per worker holds the
-cap but strands capacity on a worker that has run out of work.
+``distributed.Semaphore`` shared by all holds the cap but waits for the scheduler on every
+acquire and every release: thousands of round trips where leases need a few dozen messages,
+and a slower batch whenever the scheduler's process is busy (``make bench`` measures it). A
+static split of C / W per worker holds the cap but strands capacity on a worker that has run
+out of work.
 
 **The cluster-wide cap** (``cap="cluster"``, the default) is a scheduler plugin
 (:mod:`.scheduler_plugin`, built as ``distributed.Semaphore``'s extension is) that keeps a
