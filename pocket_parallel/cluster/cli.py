@@ -155,5 +155,6 @@ def format_report(run: Any, stats: dict[str, Any], latency: float) -> str:
     ]
     if run.killed:
         rows.append(("workers killed", f"{len(run.killed)}; items from the journal: {run.from_journal}"))
+        rows.append(("calls cut off (server)", f"{stats['cancelled']}  (their client died mid-call)"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
