@@ -125,7 +125,7 @@ class _Batch:
 
 
 def _reports(rng: random.Random, count: int) -> list[str]:
-    """``count`` distinct long documents (30 sentences, about 450 tokens each with the prompt)."""
+    """``count`` distinct long documents (30 sentences: about 400 tokens a request, prompt and answer)."""
     found: dict[str, None] = {}
     while len(found) < count:
         found[" ".join(sentence(rng) for _ in range(30))] = None
@@ -136,7 +136,7 @@ def _batch(rng: random.Random, kind: str) -> _Batch:
     if kind == "short notes":
         docs = documents(rng, rng.randint(24, 36))  # about 50 tokens each: the request budget binds
     else:
-        docs = _reports(rng, rng.randint(12, 18))  # about 450 tokens each: the token budget binds
+        docs = _reports(rng, rng.randint(12, 18))  # about 400 tokens each: the token budget binds
     broken = rng.sample(docs, rng.randint(1, 2))
     healthy = [doc for doc in docs if doc not in broken]
     hanging, slow = rng.sample(healthy, 2)  # one call hangs once; one document is always the slowest
