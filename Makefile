@@ -81,7 +81,7 @@ bench-quick: env
 exercises: env
 	$(BIN)/python tools/make_exercises.py
 
-# Chapter notebooks (notebooks/NN_*.ipynb) re-executed on a fresh kernel, outputs stored for nbval.
+# Chapter notebooks (notebooks/NN_*.ipynb, NNb_*.ipynb) re-executed on a fresh kernel, outputs stored for nbval.
 # NOTEBOOKS="01 06" limits it to some; tools/run_notebooks.py --check shows what would change.
 notebooks: env
 	MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)

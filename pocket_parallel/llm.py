@@ -218,7 +218,7 @@ class SimulatedLLM:
             await asyncio.sleep(latency)
             outcome = "error" if self.fails(prompt, attempt) else "ok"
         finally:
-            self._end(prompt, attempt, ticket, start, loop.time(), outcome)
+            self._end(prompt, attempt, ticket, start, loop.time(), outcome, stalled=stalls)
         if outcome == "error":
             raise TransientLLMError(prompt, attempt)
         return self.answer_for(prompt)
@@ -292,8 +292,12 @@ class SimulatedLLM:
         self._log.opened()
         return ticket
 
-    def _end(self, prompt: str, attempt: int, ticket: int, start: float, end: float, outcome: Outcome) -> None:
+    def _end(
+        self, prompt: str, attempt: int, ticket: int, start: float, end: float, outcome: Outcome, *, stalled: bool = False
+    ) -> None:
         self.quota.release(ticket)
         self._log.closed(prompt, attempt, start, end, outcome)
         if outcome != "cancelled":
             self._attempts.ended(prompt, attempt, succeeded=outcome == "ok")
+        elif stalled:  # the service's own fault, like a 500: the caller's next try is the next attempt
+            self._attempts.ended(prompt, attempt, succeeded=False)

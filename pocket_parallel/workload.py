@@ -182,8 +182,10 @@ class AttemptNumbers:
     """Numbers each call to one prompt: a call right after a failed one with that prompt is its retry.
 
     A retry (attempt 2, 3, ...) draws a fresh latency and fault. After a success the count
-    starts again at 1, so re-running a cell sends the very same workload again; a cancelled
-    call leaves the count as it was. The HTTP server numbers requests the same way.
+    starts again at 1, so re-running a cell sends the very same workload again. A call the
+    caller cancelled leaves the count as it was, unless it had stalled: a stalled attempt is
+    the service's fault, like a failure, so the caller's next try (after its timeout) is the
+    next attempt, with fresh draws. The HTTP server numbers requests the same way.
     """
 
     def __init__(self) -> None:

@@ -342,6 +342,31 @@ def test_a_stalled_call_is_in_flight_until_it_is_cancelled():
         llm.call(prompt)
 
 
+def test_a_stalled_attempt_counts_as_failed_so_the_retry_draws_afresh():
+    llm = SimulatedLLM(latency=1.0, stall_rate=0.5, seed=2)
+    prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if llm.stalls(p, 1) and not llm.stalls(p, 2))
+
+    async def go():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(llm(prompt), timeout=5)
+        return await llm(prompt)  # the caller's retry: attempt 2, which answers
+
+    assert run(go(), clock="virtual") == llm.answer_for(prompt)
+    assert [(r.attempt, r.outcome) for r in llm.trace] == [(1, "cancelled"), (2, "ok")]
+
+
+def test_a_healthy_call_cancelled_by_its_caller_is_no_attempt():
+    llm = SimulatedLLM(latency=1.0, jitter=0.5, seed=2)
+
+    async def go():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(llm("Summarize: x"), timeout=0.1)
+        await llm("Summarize: x")
+
+    run(go(), clock="virtual")
+    assert [(r.attempt, r.outcome) for r in llm.trace] == [(1, "cancelled"), (1, "ok")]
+
+
 def test_a_refusal_carries_the_headers_a_provider_would_send():
     llm = SimulatedLLM(latency=1.0, requests_per_minute=2)
 

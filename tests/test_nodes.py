@@ -562,6 +562,19 @@ def test_with_a_timeout_stalled_attempts_are_cancelled_on_time_and_retried(seed)
     assert micro(elapsed) == micro(semaphore_makespan(item_work(llm.trace, items), 5))
 
 
+def test_a_timeout_rescues_an_item_whose_first_attempt_stalls():
+    llm = SimulatedLLM(latency=1.0, stall_rate=0.2, seed=1)
+    items = prompts(30)
+    stuck = [p for p in items if llm.stalls(p, 1) and not llm.stalls(p, 2) and not llm.fails(p, 2)]
+    assert stuck
+    node = AskNode(llm, max_concurrency=5, timeout=3.0, max_retries=2, collect_failures=True)
+    run(node.run_async({"prompts": items}), clock="virtual")
+    answered = dict(node.outcomes.succeeded)
+    for prompt in stuck:  # cancelled at 3 s, then answered by attempt 2
+        assert answered[prompt] == llm.answer_for(prompt)
+        assert [(r.attempt, r.outcome) for r in llm.trace if r.prompt == prompt] == [(1, "cancelled"), (2, "ok")]
+
+
 def test_a_timeout_error_raised_inside_an_attempt_is_not_mistaken_for_ours():
     class OwnTimeout(AskNode):
         async def exec_async(self, prompt):

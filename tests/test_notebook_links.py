@@ -33,8 +33,8 @@ def all_notebooks() -> list[Path]:
 
 
 def chapter_notebooks() -> list[Path]:
-    """The numbered chapters 01_... to 09_... that exist now (the start page is 00)."""
-    return sorted(NOTEBOOKS.glob("0[1-9]_*.ipynb"))
+    """The numbered chapters 01_... to 09_..., and their second parts such as 06b_..., that exist now (00 is the start page)."""
+    return sorted([*NOTEBOOKS.glob("0[1-9]_*.ipynb"), *NOTEBOOKS.glob("0[1-9][a-z]_*.ipynb")])
 
 
 def notebook_links(markdown: str) -> list[str]:

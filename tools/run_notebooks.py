@@ -32,8 +32,11 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def chapter_notebooks(prefixes: Sequence[str] = ()) -> list[Path]:
-    """The chapter notebooks (``notebooks/NN_*.ipynb``), all or those starting with a prefix."""
-    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    """The chapter notebooks (``notebooks/NN_*.ipynb`` and ``NNb_*.ipynb``), all or those starting with a prefix.
+
+    A prefix such as ``06`` takes ``06_...`` and ``06b_...`` alike.
+    """
+    found = sorted([*NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"), *NOTEBOOKS.glob("[0-9][0-9][a-z]_*.ipynb")])
     chosen = [path for path in found if not prefixes or path.name.startswith(tuple(prefixes))]
     if prefixes and not chosen:
         raise SystemExit(f"no chapter notebook starts with {', '.join(prefixes)}; have: {', '.join(p.name for p in found)}")

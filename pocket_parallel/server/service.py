@@ -110,6 +110,8 @@ class ChatService:
             stats.in_flight -= 1
             if outcome == "cancelled":
                 stats.cancelled += 1
+                if stalls:  # the service's own fault, like a 500: the client's next try is the next attempt
+                    self.attempts.ended(prompt, attempt, succeeded=False)
             else:
                 self.attempts.ended(prompt, attempt, succeeded=outcome == "ok")
         if outcome == "error":

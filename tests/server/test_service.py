@@ -158,7 +158,7 @@ def test_a_stall_holds_its_slot_until_cancelled_and_is_counted():
     stats = service.stats
     assert (stats.stalled, stats.cancelled, stats.in_flight, stats.ok) == (1, 1, 0, 0)
     assert service.quota.in_flight == 0
-    assert service.attempts.next(prompt) == 1  # a cancelled call leaves the count as it was
+    assert service.attempts.next(prompt) == 2  # a stalled attempt counts as a failed one: the retry is attempt 2
 
 
 def test_max_tokens_cuts_the_answer_and_says_so():
