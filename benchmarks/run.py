@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import cluster as cluster_bench
 from . import contenders as registry
 from . import explorer as explorer_benchmark
 from . import http as http_benchmark
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--update-readme", action="store_true", help="rewrite the benchmark section of README.md")
     parser.add_argument("--redraw", type=Path, metavar="RESULTS.json",
                         help="measure nothing: redraw the reports from a saved run's .json")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="leave out the cluster benchmark (benchmarks/cluster.py: a Dask cluster of 2 workers)")
     args = parser.parse_args(argv)
     if args.redraw is not None:
         try:
@@ -271,11 +274,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     print(document(results, command))
+    cluster_bullets: list[str] = []
+    if args.redraw is None and not args.no_cluster:
+        clustered = cluster_bench.measure(n=320 if args.quick else 2000)
+        print("\n" + cluster_bench.document(clustered, command))
+        if not args.quick:
+            cluster_bench.write(clustered, cluster_bench.document(clustered, command), out or RESULTS)
+            cluster_bullets.append(cluster_bench.readme_bullet(clustered))
     if not args.quick:
         extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
         shown = None if r.explorer is None else explorer_benchmark.readme_bullet(r.explorer)
         extra += [shown] if shown else []
-        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command, extra)
+        section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command,
+                                        extra + cluster_bullets)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)

@@ -206,3 +206,24 @@ def test_virtual_findings_name_the_growth_between_the_large_runs():
     cells = [virtual(k, n, n * 1e-5 * (1.2 if k == "node" else 1.0)) for k in ("floor", "node") for n in (20_000, 200_000)]
     found = report.virtual_findings(cells)
     assert any("From N = 20,000 to N = 200,000 (10× the items) our node's time grew 10.0×" in f for f in found)
+
+
+def test_the_cluster_report_quotes_efficiency_against_the_ideal_and_what_the_server_counted():
+    from benchmarks.cluster import ClusterPoint, ClusterResults, document, readme_bullet, table
+    from benchmarks.machine import describe
+
+    points = (
+        ClusterPoint("cluster", 2000, 16, 0.05, 2, (8.0, 9.0, 10.0), 16, 0, 2000, True, 40),
+        ClusterPoint("dask_semaphore", 2000, 16, 0.05, 2, (25.0,), 16, 0, 2000, True, None),
+        ClusterPoint("static_split", 2000, 16, 0.05, 2, (9.0, 11.0), 17, 3, 2000, False, None),
+    )
+    results = ClusterResults(describe(), 3.5, points)
+    assert points[0].ideal == 6.25 and points[0].median == 9.0 and points[2].median == 10.0
+    assert round(points[0].efficiency, 4) == round(6.25 / 9.0, 4)
+    assert points[0].cap_held and not points[2].cap_held
+    rows = table(results).splitlines()
+    assert len(rows) == 2 + len(points) and "9.00 s (median of 3)" in rows[2] and "69%" in rows[2]
+    assert "17 of 16" in rows[4] and rows[4].endswith("| NO |")
+    text = document(results, "make bench")
+    assert "3.50 s" in text and "2.78× the time of the cluster cap" in text and "40 messages" in text
+    assert "cluster start-up 3.5 s apart" in readme_bullet(results)

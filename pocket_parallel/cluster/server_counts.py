@@ -1,0 +1,41 @@
+"""Read and reset a local LLM server's counters over HTTP (``GET /stats``, ``POST /stats/reset``).
+
+The server's counters are the ground truth of a cluster run: how many calls were in flight
+at most, how many were refused with a 429, how many were answered. A cluster can claim
+anything; the server counts.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+_TIMEOUT = 10.0
+
+
+def server_root(url: str) -> str:
+    """``http://host:port`` from the server's URL or its OpenAI base URL (``.../v1``)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"server must be the server's http:// URL, such as http://127.0.0.1:8000; got {url!r}")
+    root = url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def read_stats(url: str) -> dict[str, Any]:
+    """The server's ``GET /stats``: its counters, settings and limits."""
+    with urllib.request.urlopen(server_root(url) + "/stats", timeout=_TIMEOUT) as response:
+        stats: dict[str, Any] = json.load(response)
+    return stats
+
+
+def reset_stats(url: str) -> None:
+    """Zero the server's counters (``POST /stats/reset``); refused by the server while calls are in flight."""
+    request = urllib.request.Request(server_root(url) + "/stats/reset", data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT):
+            pass
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"the server refused to reset its counters ({error.code}): "
+                           f"{error.read().decode(errors='replace')[:200]}") from None
