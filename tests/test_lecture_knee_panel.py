@@ -30,7 +30,7 @@ def test_it_shows_the_measured_curve_and_names_its_knee():
         panel.summary.value)
     picture = bytes(panel.picture.value)
     assert picture.startswith(PNG)
-    assert PIL.Image.open(io.BytesIO(picture)).size == (1200, 560)  # 12 × 5.6 inches at 100 dpi
+    assert PIL.Image.open(io.BytesIO(picture)).size == (1200, 480)  # 12 × 4.8 inches at 100 dpi
 
 
 def test_moving_the_server_limit_measures_again_and_moving_back_shows_the_kept_picture():

@@ -83,7 +83,7 @@ class KneePanel(widgets.VBox):
     @staticmethod
     def _draw(points: list[ThroughputPoint]) -> bytes:
         with matplotlib.rc_context(FIGURE_RC):
-            figure = _new_figure((12.0, 5.6))
+            figure = _new_figure((12.0, 4.8))
             plot_throughput(points, ax=figure.add_subplot())
             return figure_png(figure)
 

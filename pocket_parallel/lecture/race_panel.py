@@ -44,9 +44,8 @@ def verdict_html(result: Comparison) -> str:
     more = f"{extra * 1000:.2g} ms" if extra < 0.1 else _format.seconds(extra)
     return (
         f'<div class="pp-verdict">{head}: {_format.seconds(par)} against {_format.seconds(seq)}, '
-        f"both measured.<br>With {limit}, no schedule could finish before {_format.seconds(bound)} ({why}), "
-        f"a speedup of {_format.times(result.max_speedup, 1)} at most: the parallel run took {more} more, "
-        f"with at most {result.peak_in_flight} calls in flight at once.</div>"
+        f"both measured.<br>With {limit}, no schedule could finish before {_format.seconds(bound)} ({why}): "
+        f"the parallel run took {more} more, with at most {result.peak_in_flight} calls in flight at once.</div>"
     )
 
 
@@ -79,8 +78,8 @@ class RacePanel(widgets.VBox):
         for side, label in (("sequential", "one at a time"), ("parallel", "in parallel")):
             bar = widgets.IntProgress(0, min=0, max=settings.items, layout=widgets.Layout(flex="1 1 auto"),
                                       style={"bar_color": PALETTE[side]})
-            status = widgets.HTML(layout=widgets.Layout(width="330px"))
-            name = widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width="190px"))
+            status = widgets.HTML()
+            name = widgets.HTML(f"<b>{label}</b>")
             self.bars[side], self.status[side] = bar, status
             row = widgets.HBox([name, bar, status], layout=widgets.Layout(align_items="center", width="100%"))
             row.add_class("pp-race-row")

@@ -18,8 +18,10 @@ from typing import Any
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-#: Body text of the app, in CSS pixels: about 1/36 of a 720-pixel-high projector image.
-FONT_PX = 20
+#: Body text of the app: 1/36 of the screen's height (20 pixels on a 1280 × 720 projector image,
+#: 30 on 1920 × 1080), never below 20 pixels. Every other size in the sheet is in ``em`` of it,
+#: so the app looks the same at any projector resolution of the same shape.
+FONT_SIZE = "max(20px, 2.8vh)"
 
 #: matplotlib settings for the app's figures: drawn at :data:`FIGURE_DPI`, a figure 12 inches
 #: wide is 1,200 pixels, and 15-point text in it is about 21 pixels high before the browser
@@ -37,69 +39,82 @@ FIGURE_RC: dict[Any, Any] = {
 FIGURE_DPI = 100
 
 PROJECTOR_CSS = f"""
-body[data-voila] {{
-  --jp-content-font-size1: {FONT_PX}px;
-  --jp-ui-font-size1: {FONT_PX}px;
-}}
 body[data-voila] #rendered_cells {{
-  padding: 8px 16px;
+  padding: 0.4em 0.8em;
 }}
 .pp-lecture {{
-  --jp-widgets-font-size: {FONT_PX}px;
-  --jp-widgets-inline-height: 40px;
-  --jp-widgets-inline-label-width: 170px;
-  --jp-widgets-inline-width: 380px;
-  --jp-widgets-slider-handle-size: 24px;
-  --jp-widgets-slider-track-thickness: 6px;
-  --jp-widgets-progress-thickness: 40px;
-  --jp-widgets-horizontal-tab-height: 48px;
-  --jp-widgets-horizontal-tab-width: 260px;
-  font-size: {FONT_PX}px;
+  font-size: {FONT_SIZE};
   line-height: 1.35;
   width: 100%;
+  --jp-widgets-font-size: 1em;
+  --jp-ui-font-size1: 1em;
+  --jp-content-font-size1: 1em;
+  --jp-widgets-inline-height: 2em;
+  --jp-widgets-inline-label-width: 6.5em;
+  --jp-widgets-inline-width: 19em;
+  --jp-widgets-slider-handle-size: 1.2em;
+  --jp-widgets-slider-track-thickness: 0.3em;
+  --jp-widgets-progress-thickness: 2em;
+  --jp-widgets-horizontal-tab-height: 2.4em;
+  --jp-widgets-horizontal-tab-width: 13em;
 }}
 .pp-lecture .lm-TabBar-tab {{
-  font-size: {FONT_PX + 2}px;
-  line-height: 44px;
+  font-size: 1.1em;
+  line-height: 2.2em;
 }}
 .pp-lecture .widget-label, .pp-lecture .widget-label-basic, .pp-lecture .widget-html-content,
-.pp-lecture input, .pp-lecture button, .pp-lecture .widget-readout {{
-  font-size: {FONT_PX}px;
+.pp-lecture input, .pp-lecture button, .pp-lecture .widget-readout, .pp-lecture .widget-inline-hbox {{
+  font-size: 1em;
 }}
 .pp-lecture .widget-label {{
   width: auto !important;
-  min-width: 130px;
+  min-width: 6.5em;
 }}
 .pp-lecture .widget-slider {{
-  width: 380px !important;
+  width: 19em !important;
+}}
+.pp-lecture .widget-readout {{
+  min-width: 2.5em;
 }}
 .pp-lecture .widget-text input {{
-  height: 36px;
+  height: 1.8em;
 }}
 .pp-lecture .widget-text {{
-  width: 110px !important;
+  width: 5.5em !important;
 }}
 .pp-lecture .pp-text-seed {{
   display: none !important;
 }}
-.pp-lecture .pp-unlimited {{
-  width: 150px !important;
+.pp-lecture .widget-checkbox {{
+  width: 7.5em !important;
+}}
+.pp-lecture .widget-checkbox input {{
+  width: 0.9em;
+  height: 0.9em;
 }}
 .pp-lecture button {{
-  height: 44px;
+  height: 2.2em;
   width: auto !important;
-  padding: 0 24px;
+  padding: 0 1.2em;
+}}
+.pp-lecture .pp-race-row > :first-child {{
+  width: 9.5em !important;
+}}
+.pp-lecture .pp-race-row > :last-child {{
+  width: 16.5em !important;
 }}
 .pp-lecture .pp-picture, .pp-lecture .pp-figure {{
   display: block;
   width: 100%;
-  max-height: calc(100vh - 330px);
-  min-height: 260px;
+  min-height: 13em;
   object-fit: contain;
   object-position: left top;
 }}
-.pp-lecture .pp-summary-line, .pp-lecture .pp-verdict, .pp-lecture .pp-knee-summary {{
-  font-size: {FONT_PX}px;
+.pp-lecture .pp-picture {{
+  max-height: calc(100vh - 15em);
+}}
+.pp-lecture .pp-figure {{
+  max-height: calc(100vh - 16.5em);
 }}
 .pp-lecture .pp-race-row .widget-html-content {{
   font-variant-numeric: tabular-nums;
