@@ -47,6 +47,8 @@ lab: env
 # PRESENT_ARGS adds Voilà options, e.g.  make present PRESENT_PORT=9000 PRESENT_ARGS=--no-browser
 # exec: Ctrl-C reaches Voilà itself, which shuts its kernels down before make returns.
 present: env
+	@case "$(PRESENT_PORT)" in ''|*[!0-9]*) false;; esac && [ "$(PRESENT_PORT)" -ge 1 ] && [ "$(PRESENT_PORT)" -le 65535 ] \
+		|| { echo "PRESENT_PORT must be a port number from 1 to 65535; got '$(PRESENT_PORT)'"; exit 2; }
 	@echo "Starting the lecture app ($(PRESENT_APP)) with Voilà; its address follows once it listens. Stop it with Ctrl-C."
 	@exec env JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		$(BIN)/voila $(PRESENT_APP) --port=$(PRESENT_PORT) $(PRESENT_ARGS)
@@ -65,10 +67,12 @@ test-nbgrader: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest -m nbgrader tests/test_nbgrader_roundtrip.py
 
 # JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png;
-# and opens `make lab`'s first notebook, with no news pop-up.
+# opens `make lab`'s first notebook, with no news pop-up; and drives `make present`'s lecture app
+# at 1280×720 and 1920×1080, saving docs/lecture.png.
 test-browser: env
 	@test -x $(CHROMIUM) || { echo "make test-browser needs chromium at $(CHROMIUM): apt-get install chromium"; exit 1; }
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png PP_LECTURE_SCREENSHOT=docs/lecture.png \
+		$(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py tests/test_make_present.py
 
 test-notebooks: env
 	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor
