@@ -15,10 +15,14 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Tests and notebooks use the local LLM server, never an endpoint the shell names (notebook 08).
 NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL
 SERVE_PORT ?= 8000
+PRESENT_PORT ?= 8866
+# The lecture app: Voilà shows this notebook without its code; its settings (loopback only, no
+# sources, light theme) are in jupyter-config/voila.json, read through LAB_CONFIG as make lab's are.
+PRESENT_APP := present/lecture.ipynb
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab test test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
+.PHONY: env lab present test test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
 
 env: $(STAMP)
 
@@ -29,7 +33,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "pocket-parallel needs Python 3.10 or newer; $(PYTHON) is " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "could not create $(VENV): on Debian/Ubuntu install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev,present]'
 	@touch $(STAMP)
 
 # LAB_PORT picks the port (the next free one if taken), LAB_ARGS adds JupyterLab options, e.g.
@@ -38,6 +42,16 @@ lab: env
 	@echo "Starting JupyterLab on notebooks/00_start_here.ipynb; its address with the token follows. Stop it with Ctrl-C."
 	cd notebooks && JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		../$(BIN)/jupyter lab --ServerApp.port=$(LAB_PORT) --LabApp.default_url=/$(LAB_START) $(LAB_ROOT) $(LAB_ARGS)
+
+# The lecture app (Voilà) on 127.0.0.1: PRESENT_PORT picks the port (the next free one if taken),
+# PRESENT_ARGS adds Voilà options, e.g.  make present PRESENT_PORT=9000 PRESENT_ARGS=--no-browser
+# exec: Ctrl-C reaches Voilà itself, which shuts its kernels down before make returns.
+present: env
+	@case "$(PRESENT_PORT)" in ''|*[!0-9]*) false;; esac && [ "$(PRESENT_PORT)" -ge 1 ] && [ "$(PRESENT_PORT)" -le 65535 ] \
+		|| { echo "PRESENT_PORT must be a port number from 1 to 65535; got '$(PRESENT_PORT)'"; exit 2; }
+	@echo "Starting the lecture app ($(PRESENT_APP)) with Voilà; its address follows once it listens. Stop it with Ctrl-C."
+	@exec env JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(BIN)/voila $(PRESENT_APP) --port=$(PRESENT_PORT) $(PRESENT_ARGS)
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
 test: env
@@ -53,10 +67,12 @@ test-nbgrader: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest -m nbgrader tests/test_nbgrader_roundtrip.py
 
 # JupyterLab in headless Chromium: runs the explorer, moves a slider, saves docs/explorer.png;
-# and opens `make lab`'s first notebook, with no news pop-up.
+# opens `make lab`'s first notebook, with no news pop-up; and drives `make present`'s lecture app
+# at 1280×720 and 1920×1080, saving docs/lecture.png.
 test-browser: env
 	@test -x $(CHROMIUM) || { echo "make test-browser needs chromium at $(CHROMIUM): apt-get install chromium"; exit 1; }
-	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png $(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py
+	MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) PP_SCREENSHOT=docs/explorer.png PP_LECTURE_SCREENSHOT=docs/lecture.png \
+		$(BIN)/python -m pytest -s -m browser tests/browser tests/test_make_lab.py tests/test_make_present.py
 
 test-notebooks: env
 	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest $(NBVAL) notebooks instructor

@@ -22,6 +22,8 @@ own, one idea each:
   :mod:`~pocket_parallel.files` (:func:`write_atomic_async`).
 - :mod:`~pocket_parallel.plots` and :mod:`~pocket_parallel.widgets` (:func:`explorer`, built in
   :mod:`~pocket_parallel.explorer_widget` from controls, a run cache and a picture).
+- :mod:`~pocket_parallel.lecture`: the lecture app's panels (``make present``): the explorer, a
+  live race on the real clock and the throughput knee, for a projector.
 """
 
 from importlib.metadata import PackageNotFoundError, version

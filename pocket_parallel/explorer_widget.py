@@ -29,6 +29,7 @@ import ipywidgets as widgets
 
 from . import _format
 from .experiment import Comparison
+from ._validate import check_real
 from .explorer_controls import Controls, check_start
 from .explorer_picture import ExplorerPicture
 from .explorer_runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
@@ -70,7 +71,9 @@ class Explorer(widgets.VBox):
         failure_range: tuple[float, float] = (0.0, 0.5),
         show_failures: bool | None = None,
         max_retries: int = 3,
+        picture_dpi: float = 80,
     ) -> None:
+        dpi = check_real("picture_dpi", picture_dpi, low=40, high=300)
         start = check_start(
             items, max_concurrency, latency, jitter, failure_rate, seed, items_range=items_range,
             concurrency_range=concurrency_range, latency_range=latency_range, jitter_range=jitter_range,
@@ -87,7 +90,7 @@ class Explorer(widgets.VBox):
         self.redraw_times: collections.deque[float] = collections.deque(maxlen=500)
         self.result: Comparison | None = None
         self._runs = RunCache()
-        self._view = ExplorerPicture()
+        self._view = ExplorerPicture(dpi=dpi)
         self._fill_pending: asyncio.Handle | None = None
         super().__init__([c.box, self.summary, self.message, self.note, self.picture])
         for widget, css in ((self, "pp-explorer"), (self.summary, "pp-summary"), (self.message, "pp-message"),
@@ -226,6 +229,7 @@ def explorer(
     failure_range: tuple[float, float] = (0.0, 0.5),
     show_failures: bool | None = None,
     max_retries: int = 3,
+    picture_dpi: float = 80,
 ) -> Explorer:
     """A live explorer of sequential against parallel LLM calls: show it as a cell's last line.
 
@@ -235,11 +239,13 @@ def explorer(
     change re-runs :func:`~pocket_parallel.compare` with ``max_retries`` attempts per item
     in virtual time and redraws. Start values must lie in their ranges, which can be
     widened up to N <= 10,000, C <= 1,000, latency <= 3,600 s, jitter <= 3, failure rate
-    <= 0.95. ``max_concurrency=None`` starts with no limit.
+    <= 0.95. ``max_concurrency=None`` starts with no limit. ``picture_dpi`` (40-300) sets the
+    picture's pixels per inch: 80 gives 880 × 352 pixels; more is sharper on a large screen
+    and takes longer to redraw.
     """
     return Explorer(
         items, max_concurrency, latency, jitter, failure_rate, seed,
         items_range=items_range, concurrency_range=concurrency_range, latency_range=latency_range,
         jitter_range=jitter_range, failure_range=failure_range, show_failures=show_failures,
-        max_retries=max_retries,
+        max_retries=max_retries, picture_dpi=picture_dpi,
     )
