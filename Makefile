@@ -54,10 +54,14 @@ present: env
 		$(BIN)/voila $(PRESENT_APP) --port=$(PRESENT_PORT) $(PRESENT_ARGS)
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
-test: env
+# The type checker first (strict, over the package: pyproject's [tool.mypy]), then every test.
+test: env typecheck
 	$(NO_ENDPOINT) MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
 	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
 	exit $$status
+
+typecheck: env
+	$(BIN)/python -m mypy
 
 test-unit: env
 	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
