@@ -22,7 +22,7 @@ PRESENT_APP := present/lecture.ipynb
 # The browser test drives this Chromium (Debian's package); Playwright never downloads one.
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: env lab present test test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
+.PHONY: env lab present test typecheck test-unit test-notebooks test-browser test-nbgrader demo serve bench bench-quick exercises notebooks clean
 
 env: $(STAMP)
 
