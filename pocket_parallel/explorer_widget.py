@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import html
+import inspect
 import time
 from typing import Any
 
 import ipywidgets as widgets
 
 from . import _format
-from .experiment import Comparison
 from ._validate import check_real
+from .experiment import Comparison
 from .explorer_controls import Controls, check_start
 from .explorer_picture import ExplorerPicture
 from .explorer_runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
@@ -214,27 +215,11 @@ def summary_html(result: Comparison, max_retries: int) -> str:
     return f'<div class="pp-summary-line">{" ".join(parts)}</div>'
 
 
-def explorer(
-    items: int = 50,
-    max_concurrency: int | None = 10,
-    latency: float = 1.0,
-    jitter: float = 0.3,
-    failure_rate: float = 0.0,
-    seed: int = 0,
-    *,
-    items_range: tuple[int, int] = (1, 500),
-    concurrency_range: tuple[int, int] = (1, 100),
-    latency_range: tuple[float, float] = (0.05, 5.0),
-    jitter_range: tuple[float, float] = (0.0, 1.0),
-    failure_range: tuple[float, float] = (0.0, 0.5),
-    show_failures: bool | None = None,
-    max_retries: int = 3,
-    picture_dpi: float = 80,
-) -> Explorer:
+def explorer(*args: Any, **settings: Any) -> Explorer:
     """A live explorer of sequential against parallel LLM calls: show it as a cell's last line.
 
     Sliders set the item count N, the semaphore size C (or no limit), the mean latency in
-    seconds, its jitter (spread as a share of the mean) and, when ``failure_rate > 0`` or
+    seconds, its jitter (the latency's coefficient of variation) and, when ``failure_rate > 0`` or
     ``show_failures=True``, the failure rate; the boxes beside them take typed values. Each
     change re-runs :func:`~pocket_parallel.compare` with ``max_retries`` attempts per item
     in virtual time and redraws. Start values must lie in their ranges, which can be
@@ -243,9 +228,8 @@ def explorer(
     picture's pixels per inch: 80 gives 880 × 352 pixels; more is sharper on a large screen
     and takes longer to redraw.
     """
-    return Explorer(
-        items, max_concurrency, latency, jitter, failure_rate, seed,
-        items_range=items_range, concurrency_range=concurrency_range, latency_range=latency_range,
-        jitter_range=jitter_range, failure_range=failure_range, show_failures=show_failures,
-        max_retries=max_retries, picture_dpi=picture_dpi,
-    )
+    return Explorer(*args, **settings)
+
+
+# help(explorer) and Jupyter's explorer? show the real parameters, listed once, in Explorer.
+setattr(explorer, "__signature__", inspect.signature(Explorer))

@@ -34,9 +34,9 @@ def processes_using(folder: Path) -> dict[int, str]:
     return found
 
 
-def process_group(pgid: int) -> dict[int, str]:
-    """{pid: command line} of the live (not zombie) processes in process group ``pgid``."""
-    found: dict[int, str] = {}
+def _live_processes() -> dict[int, tuple[int, int, str]]:
+    """{pid: (parent pid, process group, command line)} of every live (not zombie) process we may read."""
+    found: dict[int, tuple[int, int, str]] = {}
     if not PROC.is_dir():
         return found
     for entry in PROC.iterdir():
@@ -46,11 +46,16 @@ def process_group(pgid: int) -> dict[int, str]:
             stat = (entry / "stat").read_text()
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
-            continue
-        state, _parent, group = stat[stat.rfind(")") + 2:].split()[:3]
-        if int(group) == pgid and state != "Z":
-            found[int(entry.name)] = command[:200]
+            continue  # gone meanwhile, or not ours to read
+        state, parent, group = stat[stat.rfind(")") + 2:].split()[:3]
+        if state != "Z":
+            found[int(entry.name)] = (int(parent), int(group), command[:200])
     return found
+
+
+def process_group(pgid: int) -> dict[int, str]:
+    """{pid: command line} of the live (not zombie) processes in process group ``pgid``."""
+    return {pid: command for pid, (_, group, command) in _live_processes().items() if group == pgid}
 
 
 def kill(pids: dict[int, str] | list[int]) -> None:
@@ -64,30 +69,14 @@ def kill(pids: dict[int, str] | list[int]) -> None:
 
 def descendants(pid: int | None = None) -> dict[int, str]:
     """{pid: command line} of the live (not zombie) processes descended from ``pid`` (default: this one)."""
-    root = os.getpid() if pid is None else pid
-    parents: dict[int, int] = {}
-    commands: dict[int, str] = {}
-    if not PROC.is_dir():
-        return {}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        state, parent = stat[stat.rfind(")") + 2:].split()[:2]
-        if state != "Z":
-            parents[int(entry.name)] = int(parent)
-            commands[int(entry.name)] = command[:200]
+    table = _live_processes()
     found: dict[int, str] = {}
-    frontier = [root]
+    frontier = [os.getpid() if pid is None else pid]
     while frontier:
         current = frontier.pop()
-        for child, parent in parents.items():
+        for child, (parent, _, command) in table.items():
             if parent == current and child not in found:
-                found[child] = commands[child]
+                found[child] = command
                 frontier.append(child)
     return found
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 from pocketflow import AsyncParallelBatchNode
@@ -45,3 +48,55 @@ class ChapterRateLimitedNode(AsyncParallelBatchNode):
 def prompts(n: int) -> list[str]:
     """``n`` distinct summary prompts."""
     return [f"Summarize: text number {i}" for i in range(n)]
+
+
+def micro(seconds: float) -> int:
+    """Whole microseconds: the virtual clock's tick, so comparisons are exact."""
+    return round(seconds * 1_000_000)
+
+
+def served_starts(llm: Any) -> list[int]:
+    """Start times (whole microseconds) of the calls the service admitted."""
+    return sorted(micro(r.start) for r in llm.trace if r.outcome != "rate_limited")
+
+
+def most_in_any_window(starts: list[int], width_s: float = 60.0) -> int:
+    """Brute force, every window: for each admitted start t, the calls admitted in (t - 60 s, t]."""
+    width = micro(width_s)
+    return max((sum(1 for s in starts if t - width < s <= t) for t in starts), default=0)
+
+
+async def timed(coro: Any) -> float:
+    """Seconds on the running loop's clock that ``coro`` took, to the microsecond."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await coro
+    return round(loop.time() - start, 6)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def jupyter_environment(home: Path, **extra: str) -> dict[str, str]:
+    """This process's environment for a Jupyter server started by ``make``, with its state kept in ``home``.
+
+    The course's own settings reach it through the Makefile; the user's Jupyter folders, and
+    make's variables from an outer make, do not.
+    """
+    dropped = {"JUPYTER_CONFIG_PATH", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR",
+               "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
+    env.update({
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "MPLBACKEND": "Agg",
+        **extra,
+    })
+    return env

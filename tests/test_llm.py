@@ -16,34 +16,20 @@ from pocket_parallel import (
     run,
 )
 from pocket_parallel.ratelimit import busiest_window
-from tests.support import AskNode, prompts
+from tests.support import (
+    AskNode,
+    micro,
+    most_in_any_window,
+    prompts,
+    served_starts,
+    timed,
+)
 
 BAD_LIMITS = [0, -1, 2.5, "5", True]
 
 
-def micro(seconds: float) -> int:
-    return round(seconds * MICRO)
 
 
-def served_starts(llm: SimulatedLLM) -> list[int]:
-    """Start times (whole microseconds) of the calls the service admitted."""
-    return sorted(micro(r.start) for r in llm.trace if r.outcome != "rate_limited")
-
-
-def most_in_any_window(starts: list[int], width_s: float = 60.0) -> int:
-    """Brute force, every window: for each admitted start t, the calls admitted in (t - 60 s, t]."""
-    width = micro(width_s)
-    return max((sum(1 for s in starts if t - width < s <= t) for t in starts), default=0)
-
-
-async def timed(coro) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    await coro
-    return round(loop.time() - start, 6)
-
-
-MICRO = 1_000_000
 
 
 def test_unlimited_parallel_node_against_max_concurrent_5_gets_429s(virtual):

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -35,7 +34,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from tests.processes import kill, process_group, processes_using
+from tests.support import free_port, jupyter_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 90  # make checks the venv, then JupyterLab starts; a busy 2-core machine is slow
@@ -72,26 +73,6 @@ class Lab:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _environment(home: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"JUPYTER_CONFIG_PATH", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR",
-                          "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "MPLBACKEND": "Agg",
-    })
-    return env
 
 
 def _wait_for_addresses(lab: Lab) -> None:
@@ -144,14 +125,14 @@ pytestmark = pytest.mark.shares_resources
 def lab(tmp_path_factory) -> Iterator[Lab]:
     """``make lab`` on a free port, without a browser, as README.md shows."""
     home = tmp_path_factory.mktemp("make-lab")
-    port = _free_port()
+    port = free_port()
     log = home / "make-lab.log"
     # JupyterLab keeps a checkpoint of each notebook it opens: here, not beside the course's notebooks.
     command = ["make", "--no-print-directory", "-C", str(ROOT), "lab", f"LAB_PORT={port}",
                f"LAB_ARGS=--no-browser --ServerApp.port_retries=0 --FileCheckpoints.checkpoint_dir={home / 'checkpoints'}"]
     with open(log, "wb") as output:
         # A session of its own, so that make, the shell and JupyterLab can be stopped together.
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_environment(home),
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=jupyter_environment(home),
                                    start_new_session=True)
     running = Lab(process, home, log, port, printed=[])
     try:

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from tests.processes import descendants, kill, process_group, processes_using
+from tests.support import free_port, jupyter_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 120  # make checks the venv, Voilà starts, the first page starts a kernel: slow on a busy machine
@@ -73,33 +75,13 @@ class Present:
         return {pid: command for pid, command in descendants(self.process.pid).items() if "ipykernel" in command}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _environment(home: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"JUPYTER_CONFIG_PATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "MPLBACKEND": "Agg",
-        "TMPDIR": str(home),  # Voilà's connection files, so that its kernels name the test's folder
-    })
-    return env
-
-
 def _start(home: Path, port: int, extra: str = "") -> Present:
     log = home / "make-present.log"
     command = ["make", "--no-print-directory", "-C", str(ROOT), "present", f"PRESENT_PORT={port}",
                f"PRESENT_ARGS=--no-browser --Voila.port_retries=0 {extra}".strip()]
     with open(log, "wb") as output:
         # A session of its own: a terminal's Ctrl-C reaches its whole process group, and so can the test's.
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_environment(home),
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=jupyter_environment(home, TMPDIR=str(home)),
                                    start_new_session=True)
     return Present(process, home, log, port, time.monotonic())
 
@@ -169,7 +151,7 @@ pytestmark = pytest.mark.shares_resources
 @pytest.fixture(scope="module")
 def present(tmp_path_factory) -> Iterator[Present]:
     """``make present`` on a free port, without a browser, as INSTRUCTORS.md shows."""
-    running = _start(tmp_path_factory.mktemp("make-present"), _free_port())
+    running = _start(tmp_path_factory.mktemp("make-present"), free_port())
     try:
         _wait_for_address(running)
         yield running
@@ -371,7 +353,7 @@ def test_ctrl_c_stops_make_voila_and_every_kernel(present: Present):
 def test_a_bad_port_is_refused_naming_it_and_leaves_nothing(port: str, tmp_path: Path):
     before = set(descendants())
     finished = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "present", f"PRESENT_PORT={port}"],
-                              capture_output=True, text=True, timeout=STARTUP_SECONDS, env=_environment(tmp_path))
+                              capture_output=True, text=True, timeout=STARTUP_SECONDS, env=jupyter_environment(tmp_path, TMPDIR=str(tmp_path)))
     assert finished.returncode != 0
     assert f"PRESENT_PORT must be a port number from 1 to 65535; got '{port}'" in finished.stdout
     assert "Starting the lecture app" not in finished.stdout  # refused before Voilà starts

@@ -20,7 +20,7 @@ from pocket_parallel import (
     TransientLLMError,
     run,
 )
-from tests.support import AskNode, ChapterRateLimitedNode, prompts
+from tests.support import AskNode, ChapterRateLimitedNode, micro, most_in_any_window, prompts, served_starts, timed
 
 
 class Summarize(AsyncNode):
@@ -62,32 +62,11 @@ async def cancel_after(seconds: float, coro) -> list[asyncio.Task]:
     return others()
 
 
-MICRO = 1_000_000
 
 
 BAD_LIMITS = [0, -1, 2.5, "5", True]
 
 
-def micro(seconds: float) -> int:
-    return round(seconds * MICRO)
-
-
-def served_starts(llm: SimulatedLLM) -> list[int]:
-    """Start times (whole microseconds) of the calls the service admitted."""
-    return sorted(micro(r.start) for r in llm.trace if r.outcome != "rate_limited")
-
-
-def most_in_any_window(starts: list[int], width_s: float = 60.0) -> int:
-    """Brute force, every window: for each admitted start t, the calls admitted in (t - 60 s, t]."""
-    width = micro(width_s)
-    return max((sum(1 for s in starts if t - width < s <= t) for t in starts), default=0)
-
-
-async def timed(coro) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    await coro
-    return round(loop.time() - start, 6)
 
 
 class Collecting(AskNode):
@@ -449,7 +428,7 @@ def test_the_rate_limit_counts_every_attempt_including_retries(virtual):
     elapsed = virtual(timed(node.run_async({"prompts": prompts(10)})))
     starts = sorted(r.start for r in llm.trace)
     assert len(starts) == llm.stats.calls > 10  # retries were made
-    assert [micro(s) for s in starts] == [k * MICRO for k in range(len(starts))]  # one request per second
+    assert [micro(s) for s in starts] == [k * 1_000_000 for k in range(len(starts))]  # one request per second
     assert micro(elapsed) == micro(starts[-1] + 0.5)
 
 

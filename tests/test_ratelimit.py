@@ -15,25 +15,13 @@ from pocket_parallel import (
     run,
 )
 from pocket_parallel.ratelimit import busiest_window
-from tests.support import AskNode, prompts
-
-
-def micro(seconds: float) -> int:
-    return round(seconds * MICRO)
-
-
-def served_starts(llm: SimulatedLLM) -> list[int]:
-    """Start times (whole microseconds) of the calls the service admitted."""
-    return sorted(micro(r.start) for r in llm.trace if r.outcome != "rate_limited")
-
-
-def most_in_any_window(starts: list[int], width_s: float = 60.0) -> int:
-    """Brute force, every window: for each admitted start t, the calls admitted in (t - 60 s, t]."""
-    width = micro(width_s)
-    return max((sum(1 for s in starts if t - width < s <= t) for t in starts), default=0)
-
-
-MICRO = 1_000_000
+from tests.support import (
+    AskNode,
+    micro,
+    most_in_any_window,
+    prompts,
+    served_starts,
+)
 
 
 @pytest.mark.parametrize("algorithm", ["sliding_window", "token_bucket"])

@@ -164,8 +164,12 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, timeout: int = 120) -> n
     return notebook
 
 
-def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Make the notebook's bytes independent of the machine and the moment it ran on."""
+def normalize(notebook: nbformat.NotebookNode, *, keep_pictures: bool = False) -> nbformat.NotebookNode:
+    """Make the notebook's bytes independent of the machine and the moment it ran on.
+
+    Fixed metadata, no timing, consecutive stream outputs merged; PNG data dropped unless
+    ``keep_pictures`` (the chapter notebooks keep theirs for readers on GitHub).
+    """
     notebook.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": copy.deepcopy(LANGUAGE_INFO)})
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
@@ -173,7 +177,7 @@ def normalize(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         merged: list[Any] = []
         for output in cell.outputs:
-            if output.output_type in ("display_data", "execute_result"):
+            if output.output_type in ("display_data", "execute_result") and not keep_pictures:
                 for mime in _DROPPED_MIME:
                     output.data.pop(mime, None)
                     output.metadata.pop(mime, None)

@@ -20,12 +20,11 @@ import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_exercises import KERNELSPEC, LANGUAGE_INFO, dumps  # noqa: E402
+from make_exercises import KERNELSPEC, dumps, normalize  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -62,24 +61,6 @@ def execute(notebook: nbformat.NotebookNode, timeout: int) -> nbformat.NotebookN
     return notebook
 
 
-def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Machine-independent metadata and merged streams; pictures are kept."""
-    notebook.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)})
-    for cell in notebook.cells:
-        cell.metadata.pop("execution", None)
-        if cell.cell_type != "code":
-            continue
-        merged: list[Any] = []
-        for output in cell.outputs:
-            if (output.output_type == "stream" and merged and merged[-1].output_type == "stream"
-                    and merged[-1].name == output.name):
-                merged[-1].text += output.text
-            else:
-                merged.append(output)
-        cell.outputs = merged
-    return notebook
-
-
 def texts(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
     """(cell number, text) of every text output, as nbval compares them."""
     found = []
@@ -110,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     changed = 0
     for path in chapter_notebooks(args.prefixes):
         stored = nbformat.read(path, as_version=4)
-        fresh = tidy(execute(nbformat.read(path, as_version=4), args.timeout))
+        fresh = normalize(execute(nbformat.read(path, as_version=4), args.timeout), keep_pictures=True)
         diff = report(stored, fresh)
         changed += bool(diff)
         print(f"{path.name}: {'text outputs changed' if diff else 'text outputs unchanged'}", file=sys.stderr)

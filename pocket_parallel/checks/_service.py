@@ -9,13 +9,13 @@ server-side limits, is the ordinary simulated service.
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..experiment import semaphore_makespan
 from ..llm import RateLimitError, SimulatedLLM
 
 
@@ -70,17 +70,10 @@ def list_schedule(latencies: Sequence[float], max_concurrency: int | None) -> fl
     """The makespan of a semaphore of ``max_concurrency`` taking the calls in the given order.
 
     Each call, in order, takes the slot that frees up first (a FIFO semaphore does exactly
-    this when every call is waiting for it from the start); the makespan is when the last
-    slot frees up. ``None`` means no limit: the longest call.
+    this when every call is waiting for it from the start): the course's in-order schedule,
+    :func:`~pocket_parallel.experiment.semaphore_makespan`. ``None`` means no limit.
     """
-    if not latencies:
-        return 0.0
-    if max_concurrency is None or max_concurrency >= len(latencies):
-        return max(latencies)
-    slots = [0.0] * max_concurrency
-    for latency in latencies:
-        heapq.heappush(slots, heapq.heappop(slots) + latency)
-    return max(slots)
+    return semaphore_makespan(latencies, max_concurrency)
 
 
 def rounds_schedule(latencies: Sequence[float], max_concurrency: int) -> float:

@@ -17,7 +17,6 @@ import os
 import secrets
 import signal
 import statistics
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.shares_resources]  # one JupyterLab for the module, stopped at its end
 
@@ -61,12 +62,6 @@ def _notebook() -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Lab:
     url: str
@@ -92,7 +87,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         # Keep JupyterLab's state (settings, workspaces, runtime files) out of the user's home.
