@@ -116,11 +116,15 @@ class LeasePool:
     def _free_lease(self) -> None:
         self.in_use -= 1
         if self.closed or (self.quota is not None and self.held > self.quota):
-            self.held -= 1
-            self._returned += 1
+            self._hand_back(1)
             self._changed()
         else:
             self._lend_idle()
+
+    def _hand_back(self, leases: int) -> None:
+        """Stop holding ``leases`` leases; the next message to the scheduler returns them."""
+        self.held -= leases
+        self._returned += leases
 
     def _lend_idle(self) -> None:
         """Lend idle leases to waiting attempts, in order; keep the rest a moment, then give them back."""
@@ -140,10 +144,8 @@ class LeasePool:
         self._linger = None
         if self._waiters:
             return
-        idle = self.held - self.in_use
-        if idle > 0:
-            self.held -= idle
-            self._returned += idle
+        if self.held > self.in_use:
+            self._hand_back(self.held - self.in_use)
             self._changed()
 
     def _check_fence_later(self) -> None:
@@ -213,19 +215,15 @@ class LeasePool:
             self._give_back_everything()
             return
         if quota is not None and self.held > quota:
-            surplus = min(self.held - quota, self.held - self.in_use)
-            self.held -= surplus
-            self._returned += surplus
+            self._hand_back(min(self.held - quota, self.held - self.in_use))
         self._lend_idle()
 
     def settle(self) -> None:
         """A chunk ended here: if no attempt waits, hand back idle leases and cached tokens now."""
         if self._waiters or self._token_waiters:
             return
-        idle = self.held - self.in_use
-        if idle > 0:
-            self.held -= idle
-            self._returned += idle
+        if self.held > self.in_use:
+            self._hand_back(self.held - self.in_use)
         self._tokens_returned += len(self._tokens)
         self._tokens.clear()
         self._changed()
@@ -240,9 +238,7 @@ class LeasePool:
             waiter.cancel()
         self._waiters.clear()
         self._token_waiters.clear()
-        idle = self.held - self.in_use
-        self.held -= idle
-        self._returned += idle
+        self._hand_back(self.held - self.in_use)
         self._tokens_returned += len(self._tokens)
         self._tokens.clear()
         for handle in (self._linger, self._expiry, self._fence_check):
