@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pocketflow import AsyncParallelBatchNode
 
 from pocket_parallel.experiment import AskEach
@@ -80,6 +84,29 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+_PRINTED_URL = re.compile(r"https?://[^\s/]+:\d+/\S*")
+
+
+def printed_addresses(process: subprocess.Popen[Any], log: Path, port: int, *, banner: str, command: str,
+                      deadline: float, at_least: int = 1) -> list[str]:
+    """The URLs on ``port`` that ``process`` wrote to ``log`` once ``banner`` appears there.
+
+    Reads the log until ``banner`` and at least ``at_least`` such URLs are in it; fails the test,
+    with the log's tail, if the process exits first or ``time.monotonic()`` passes ``deadline``.
+    """
+    while True:
+        text = log.read_text(errors="replace")
+        if banner in text:
+            found = [url for url in _PRINTED_URL.findall(text) if f":{port}/" in url]
+            if len(found) >= at_least:
+                return found
+        if process.poll() is not None:
+            pytest.fail(f"{command} exited with status {process.returncode}:\n{text[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{command} printed no address in time:\n{text[-3000:]}")
+        time.sleep(0.1)
 
 
 def jupyter_environment(home: Path, **extra: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.processes import kill, process_group, processes_using
-from tests.support import free_port, jupyter_environment
+from tests.support import free_port, jupyter_environment, printed_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 90  # make checks the venv, then JupyterLab starts; a busy 2-core machine is slow
@@ -47,7 +47,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
 ]
-_PRINTED_URL = re.compile(r"https?://[^\s/]+:\d+/\S*")
 
 
 @dataclass
@@ -77,20 +76,10 @@ class Lab:
 
 def _wait_for_addresses(lab: Lab) -> None:
     """Read the log until the server has printed where it is; fail if it dies or takes too long."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        text = lab.log.read_text(errors="replace")
-        if "To access the server" in text:
-            found = [url for url in _PRINTED_URL.findall(text) if f":{lab.port}/" in url]
-            if len(found) >= 2:  # the log line and the banner below it
-                lab.printed = sorted(set(found))
-                lab.token = parse_qs(urlsplit(found[0]).query).get("token", [""])[0]
-                return
-        if lab.process.poll() is not None:
-            pytest.fail(f"make lab exited with status {lab.process.returncode}:\n{text[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"make lab printed no address within {STARTUP_SECONDS} s:\n{text[-3000:]}")
-        time.sleep(0.25)
+    found = printed_addresses(lab.process, lab.log, lab.port, banner="To access the server", command="make lab",
+                              deadline=time.monotonic() + STARTUP_SECONDS, at_least=2)  # the log line and the banner
+    lab.printed = sorted(set(found))
+    lab.token = parse_qs(urlsplit(found[0]).query).get("token", [""])[0]
 
 
 def _stop(lab: Lab) -> list[str]:

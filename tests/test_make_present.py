@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import descendants, kill, process_group, processes_using
-from tests.support import free_port, jupyter_environment
+from tests.support import free_port, jupyter_environment, printed_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 120  # make checks the venv, Voilà starts, the first page starts a kernel: slow on a busy machine
@@ -51,7 +51,6 @@ APP_NOTEBOOK_SOURCE = [line.strip() for cell in json.loads((ROOT / "present" / "
                        for line in cell["source"] if line.strip()]
 MIN_FONT_SHARE = 1 / 40  # of the screen's height: 18 px at 720, 27 px at 1080
 SCREENS = ((1280, 720), (1920, 1080))
-_PRINTED_URL = re.compile(r"https?://[^\s/]+:\d+/\S*")
 
 
 @dataclass
@@ -87,19 +86,9 @@ def _start(home: Path, port: int, extra: str = "") -> Present:
 
 
 def _wait_for_address(present: Present) -> None:
-    deadline = present.started + STARTUP_SECONDS
-    while True:
-        text = present.log.read_text(errors="replace")
-        if "Voilà is running at" in text:
-            present.printed = [url for url in _PRINTED_URL.findall(text) if f":{present.port}/" in url]
-            if present.printed:
-                present.listening_after = time.monotonic() - present.started
-                return
-        if present.process.poll() is not None:
-            pytest.fail(f"make present exited with status {present.process.returncode}:\n{text[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"make present printed no address within {STARTUP_SECONDS} s:\n{text[-3000:]}")
-        time.sleep(0.1)
+    present.printed = printed_addresses(present.process, present.log, present.port, banner="Voilà is running at",
+                                        command="make present", deadline=present.started + STARTUP_SECONDS)
+    present.listening_after = time.monotonic() - present.started
 
 
 def _interrupt(present: Present) -> tuple[int | None, list[str]]:
