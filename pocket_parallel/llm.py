@@ -297,7 +297,4 @@ class SimulatedLLM:
     ) -> None:
         self.quota.release(ticket)
         self._log.closed(prompt, attempt, start, end, outcome)
-        if outcome != "cancelled":
-            self._attempts.ended(prompt, attempt, succeeded=outcome == "ok")
-        elif stalled:  # the service's own fault, like a 500: the caller's next try is the next attempt
-            self._attempts.ended(prompt, attempt, succeeded=False)
+        self._attempts.settled(prompt, attempt, outcome, stalled=stalled)

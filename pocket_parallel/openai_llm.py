@@ -327,5 +327,4 @@ class OpenAILLM:
             log.records[-1] = CallRecord(prompt, attempt, start, end, outcome)
         else:
             log.closed(prompt, attempt, start, end, outcome)
-        if outcome != "cancelled":
-            self._attempts.ended(prompt, attempt, succeeded=outcome == "ok")
+        self._attempts.settled(prompt, attempt, outcome)

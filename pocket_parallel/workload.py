@@ -202,6 +202,14 @@ class AttemptNumbers:
         else:
             self._failed_in_a_row[prompt] = max(attempt, self._failed_in_a_row.get(prompt, 0))
 
+    def settled(self, prompt: str, attempt: int, outcome: str, *, stalled: bool = False) -> None:
+        """Note how a call ended by its outcome (``"ok"``, ``"cancelled"``, or a failure or refusal).
+
+        A cancelled call leaves the count as it was, unless it had ``stalled``: then it counts as failed.
+        """
+        if outcome != "cancelled" or stalled:
+            self.ended(prompt, attempt, succeeded=outcome == "ok")
+
     def clear(self) -> None:
         """Forget every count."""
         self._failed_in_a_row.clear()

@@ -1,4 +1,4 @@
-"""Helpers the tests share: small PocketFlow nodes that call an LLM backend, and prompts."""
+"""Helpers the tests share: small PocketFlow nodes, prompts, timing, free ports, and the Jupyter servers make starts."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from pocket_parallel import (
     SimulatedLLM,
     run,
 )
-from pocket_parallel.workload import estimate_tokens
+from pocket_parallel.workload import AttemptNumbers, estimate_tokens
 
 
 def test_tokens_are_estimated_at_four_characters_each():
@@ -124,3 +124,18 @@ def test_failure_and_overload_rates_together_must_leave_room_to_succeed():
         ServiceModel(failure_rate=0.6, overload_rate=0.4)
     with pytest.raises(ValueError, match="stall_rate"):
         ServiceModel(stall_rate=1.0)
+
+
+def test_attempt_numbers_count_failures_and_stalls_but_not_cancels():
+    attempts = AttemptNumbers()
+    attempts.settled("p", 1, "error")
+    assert attempts.next("p") == 2
+    attempts.settled("p", 2, "cancelled")  # the caller gave up: the same attempt again
+    assert attempts.next("p") == 2
+    attempts.settled("p", 2, "cancelled", stalled=True)  # the service hung: the next try is a retry
+    assert attempts.next("p") == 3
+    attempts.settled("p", 3, "rate_limited")
+    assert attempts.next("p") == 4
+    attempts.settled("p", 4, "ok")
+    assert attempts.next("p") == 1
+    assert attempts.next("q") == 1

@@ -110,10 +110,7 @@ class ChatService:
             stats.in_flight -= 1
             if outcome == "cancelled":
                 stats.cancelled += 1
-                if stalls:  # the service's own fault, like a 500: the client's next try is the next attempt
-                    self.attempts.ended(prompt, attempt, succeeded=False)
-            else:
-                self.attempts.ended(prompt, attempt, succeeded=outcome == "ok")
+            self.attempts.settled(prompt, attempt, outcome, stalled=stalls)
         if outcome == "error":
             stats.errors += 1
             status = model.error_status(prompt, attempt)
