@@ -94,6 +94,10 @@ def test_the_verdict_is_computed_from_the_measured_times():
     assert "the calls' seconds shared among the slots" in _text(verdict_html(limited))
     assert "With at most 3 in flight" in _text(verdict_html(limited))
 
+    uneven = compare(12, 5, latency=0.4, jitter=0.0)  # three rounds: 1.2 s, more than 12 × 0.4 s / 5
+    assert uneven.lower_bound > uneven.total_work / 5
+    assert "some slot must run several of the longest calls one after another" in _text(verdict_html(uneven))
+
     same = compare(4, 1, latency=0.4)
     assert "Parallel took about as long as one at a time" in _text(verdict_html(same))
 

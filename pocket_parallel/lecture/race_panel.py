@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import math
 from typing import Any
 
 import ipywidgets as widgets
@@ -39,7 +40,12 @@ def verdict_html(result: Comparison) -> str:
         head = f"Parallel took <b>{_format.times(1 / speedup, 1)} longer</b>"
     limit = "no limit" if result.max_concurrency is None else f"at most {result.max_concurrency} in flight"
     bound = result.lower_bound
-    why = "its longest call" if bound <= max(result.item_work) else "the calls' seconds shared among the slots"
+    if bound <= max(result.item_work):
+        why = "its longest call"
+    elif math.isclose(bound, result.total_work / (result.max_concurrency or 1), rel_tol=1e-9):
+        why = "the calls' seconds shared among the slots"
+    else:
+        why = "some slot must run several of the longest calls one after another"
     extra = par - bound
     more = f"{extra * 1000:.2g} ms" if extra < 0.1 else _format.seconds(extra)
     return (
