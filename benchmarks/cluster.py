@@ -24,9 +24,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .machine import Machine, describe, finished
+from .machine import Machine, describe, finished, machine_from_json
 
 if TYPE_CHECKING:
     from pocket_parallel.cluster import CapMode
@@ -188,6 +188,12 @@ def to_json(results: ClusterResults) -> dict[str, object]:
         "startup_seconds": results.startup_seconds,
         "points": [dataclasses.asdict(point) for point in results.points],
     }
+
+
+def from_json(data: dict[str, Any]) -> ClusterResults:
+    """The inverse of :func:`to_json`."""
+    points = tuple(ClusterPoint(**{**point, "seconds": tuple(point["seconds"])}) for point in data["points"])
+    return ClusterResults(machine_from_json(data["machine"]), data["startup_seconds"], points)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import os
 import platform
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 PACKAGES = ("pocket-parallel", "pocketflow", "aiometer", "anyio", "looptime")
 
@@ -76,6 +77,12 @@ def describe() -> Machine:
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         load_start=load_average(),
     )
+
+
+def machine_from_json(data: dict[str, Any]) -> Machine:
+    """The inverse of ``dataclasses.asdict`` on a :class:`Machine` read back from JSON (lists become tuples)."""
+    loads = {key: None if data[key] is None else tuple(data[key]) for key in ("load_start", "load_end")}
+    return Machine(**{**data, "packages": tuple(tuple(p) for p in data["packages"]), **loads})
 
 
 def finished(machine: Machine) -> Machine:

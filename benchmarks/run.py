@@ -25,7 +25,7 @@ from . import contenders as registry
 from . import explorer as explorer_benchmark
 from . import http as http_benchmark
 from . import report
-from .machine import Machine, describe, finished
+from .machine import Machine, describe, finished, machine_from_json
 from .measure import fresh_once, memory_once, stop_fresh_processes, time_once
 from .plan import PLANS, Config, Plan, Skipped, config_seconds, configurations, estimated_seconds
 from .stats import Cell, VirtualCell, ideal, summarize
@@ -207,13 +207,9 @@ def from_json(data: dict[str, Any]) -> Results:
     """The inverse of :func:`to_json`."""
     plan = dict(data["plan"])
     plan["long"] = frozenset(tuple(pair) for pair in plan["long"])
-    machine = dict(data["machine"])
-    machine["packages"] = tuple(tuple(p) for p in machine["packages"])
-    for key in ("load_start", "load_end"):
-        machine[key] = tuple(machine[key]) if machine[key] is not None else None
     return Results(
         plan=Plan(**_tuples(plan)),
-        machine=Machine(**machine),
+        machine=machine_from_json(data["machine"]),
         cells=[Cell(**_tuples(c)) for c in data["cells"]],
         virtual=[VirtualCell(**_tuples(c)) for c in data["virtual"]],
         skipped=[Skipped(**s) for s in data["skipped"]],
@@ -274,13 +270,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = write(results, out, "quick" if args.quick else "latest", command)
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     print(document(results, command))
-    cluster_bullets: list[str] = []
+    clustered = None
     if args.redraw is None and not args.no_cluster:
         clustered = cluster_bench.measure(n=320 if args.quick else 2000)
-        print("\n" + cluster_bench.document(clustered, command))
+        text = cluster_bench.document(clustered, command)
+        print("\n" + text)
         if not args.quick:
-            cluster_bench.write(clustered, cluster_bench.document(clustered, command), out or RESULTS)
-            cluster_bullets.append(cluster_bench.readme_bullet(clustered))
+            cluster_bench.write(clustered, text, out or RESULTS)
+    elif not args.quick and (saved := (out or RESULTS) / "cluster.json").exists():  # not measured now: keep the saved run's line
+        clustered = cluster_bench.from_json(json.loads(saved.read_text(encoding="utf-8")))
+    cluster_bullets = [] if clustered is None or args.quick else [cluster_bench.readme_bullet(clustered)]
     if not args.quick:
         extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
         shown = None if r.explorer is None else explorer_benchmark.readme_bullet(r.explorer)

@@ -210,6 +210,8 @@ def test_virtual_findings_name_the_growth_between_the_large_runs():
 
 def test_the_cluster_report_quotes_efficiency_against_the_ideal_and_what_the_server_counted():
     from benchmarks.cluster import ClusterPoint, ClusterResults, document, readme_bullet, table
+    from benchmarks.cluster import from_json as from_json_cluster
+    from benchmarks.cluster import to_json as to_json_cluster
     from benchmarks.machine import describe
 
     points = (
@@ -227,3 +229,18 @@ def test_the_cluster_report_quotes_efficiency_against_the_ideal_and_what_the_ser
     text = document(results, "make bench")
     assert "3.50 s" in text and "2.78× the time of the cluster cap" in text and "40 messages" in text
     assert "cluster start-up 3.5 s apart" in readme_bullet(results)
+    assert from_json_cluster(json.loads(json.dumps(to_json_cluster(results)))) == results  # a redraw keeps its line
+
+
+def test_a_redraw_keeps_the_saved_cluster_line_in_the_readme_section(tmp_path, capsys):
+    from benchmarks import run as bench_run
+    from benchmarks.cluster import ClusterPoint, ClusterResults, to_json
+    from benchmarks.machine import describe
+
+    saved = tmp_path / "saved.json"
+    saved.write_text((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    point = ClusterPoint("cluster", 2000, 16, 0.05, 2, (7.0,), 16, 0, 2000, True, 50)
+    (tmp_path / "cluster.json").write_text(json.dumps(to_json(ClusterResults(describe(), 1.5, (point,)))))
+    assert bench_run.main(["--redraw", str(saved), "--out", str(tmp_path)]) == 0
+    section = capsys.readouterr().out.split("---- README section")[1]
+    assert "Beyond one machine: N = 2,000 calls of 50 ms, C = 16" in section and "start-up 1.5 s apart" in section
