@@ -116,9 +116,9 @@ def measure(n: int = 2000, limit: int = 16, latency: float = 0.05, workers: int 
                     run = cluster.run(prompts, recipe, max_in_flight=limit, cap=key)
                     stats = server.stats()
                     seconds[key].append(run.seconds)
-                    peak, refused = counted.get(key, (0, 0, 0, True, None))[:2]
+                    peak, refused, _, complete = counted.get(key, (0, 0, 0, True, None))[:4]
                     counted[key] = (max(peak, stats.peak_in_flight), refused + stats.rate_limited, stats.ok,
-                                    run.complete and not run.failures,
+                                    complete and run.complete and not run.failures,  # every repetition
                                     run.ledger["messages_in"] if run.ledger else None)
                     print(f"  {key}: {run.seconds:.2f} s, peak in flight {stats.peak_in_flight}, "
                           f"429s {stats.rate_limited}", file=stream, flush=True)

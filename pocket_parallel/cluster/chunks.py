@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..collect import Failure
-from ..journal import Journal
+from ..journal import Journal, _error_type
 from ..nodes import BoundedParallelBatchNode
 
 #: How the calls of a run are capped across the cluster:
@@ -50,9 +50,7 @@ class RemoteError(Exception):
         """The carried form of ``error``."""
         if isinstance(error, RemoteError):
             return error
-        kind = type(error)
-        name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-        return cls(name, str(error))
+        return cls(_error_type(error), str(error))
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,13 @@ async def run_chunk(plan: ChunkPlan, start: int, items: Sequence[Any]) -> ChunkR
         try:
             results = await node._exec(list(items))
         finally:
+            held: Any = gate
             if plan.cap == "cluster":
-                pools.pool(plan.run, leases=False, tokens=False, lease_timeout=plan.lease_timeout).settle()
+                held.settle()
+            elif plan.cap == "dask_semaphore":
+                # Its lease-refresh timer holds it alive and would fire for the worker's whole life;
+                # close() would close the semaphore for every chunk, so only the timer stops here.
+                held.refresh_callback.stop()
     values = [Failure(value.item, RemoteError.of(value.error), value.attempts) if isinstance(value, Failure) else value
               for value in results]
     return ChunkReport(

@@ -10,6 +10,7 @@ run could not finish, and 2 (with the usage line) on a bad argument.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         return _run(args, out)
     except (ValueError, TypeError) as error:  # a combination only the library can judge
         p.error(str(error))
-    except (OSError, RuntimeError, TimeoutError) as error:
+    except (OSError, RuntimeError, TimeoutError, asyncio.TimeoutError) as error:  # two classes before Python 3.11
         print(f"the run could not finish: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 

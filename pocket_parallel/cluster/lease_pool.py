@@ -64,7 +64,6 @@ class LeasePool:
         self._expiry: asyncio.TimerHandle | None = None
         self._heard_at = self._loop.time()
         self._fence_check: asyncio.TimerHandle | None = None
-        self.messages_sent = 0
         self.closed = False
 
     def __repr__(self) -> str:
@@ -271,7 +270,6 @@ class LeasePool:
             "name": self.name, "wants": wants, "seen": self._seen, "returned": self._returned,
             "tokens_wanted": token_wants, "tokens_seen": self._tokens_seen, "tokens_returned": self._tokens_returned,
         })
-        self.messages_sent += 1
         self._sent_wants, self._sent_token_wants = wants, token_wants
         self._sent_at_seen, self._sent_at_tokens_seen = self._seen, self._tokens_seen
         self._returned = self._tokens_returned = 0

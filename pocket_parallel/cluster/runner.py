@@ -14,6 +14,7 @@ dask-jobqueue, Kubernetes and cloud clusters).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import multiprocessing
@@ -27,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .._validate import check_bool, check_choice, check_int, check_iterable, check_limit, check_real
+from .._validate import check_bool, check_choice, check_int, check_iterable, check_limit, check_optional_seconds, check_real
 from ..collect import Failure, Outcomes
 from ..journal import Journal
 from ..nodes import BoundedParallelBatchNode
@@ -290,7 +291,7 @@ class Cluster:
         size = check_int("chunk_size", chunk_size, low=1) if chunk_size is not None else max(
             1, math.ceil(len(batch) / (4 * workers)))
         after = None if kill_worker_after is None else check_int("kill_worker_after", kill_worker_after, low=0)
-        deadline = None if timeout is None else check_real("timeout", timeout, low=0.0, high=86_400.0, low_open=True)
+        deadline = check_optional_seconds("timeout", timeout)
         if after is not None and self._cluster is None:
             raise ValueError("kill_worker_after kills a worker process on this machine: only for a local cluster")
 
@@ -345,7 +346,7 @@ class Cluster:
         if kill_after is None:
             try:
                 wait(futures, timeout=deadline)  # type: ignore[no-untyped-call]
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11; distributed raises asyncio's
                 self.client.cancel([future for future in futures if not future.done()])
             return ()
         killed: list[str] = []

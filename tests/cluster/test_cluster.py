@@ -126,6 +126,24 @@ def test_the_cluster_cap_holds_at_the_server_with_no_429(fresh, cluster):
     assert run.ledger["messages_in"] < 240 / 2
 
 
+def running_semaphore_timers() -> int:
+    """On a worker: distributed.Semaphore objects whose lease-refresh timer still fires."""
+    import gc
+
+    from distributed import Semaphore
+
+    return sum(1 for o in gc.get_objects() if isinstance(o, Semaphore) and o.refresh_callback.is_running())
+
+
+@pytest.mark.parametrize("cap", ["dask_semaphore", "static_split"])
+def test_the_reference_caps_hold_and_leave_no_timer_behind(fresh, cluster, cap):
+    run = cluster.run(prompts(96), AskOverHTTP(fresh.base_url), max_in_flight=CAP, cap=cap)
+    stats = fresh.stats()
+    assert stats.peak_in_flight <= CAP and stats.rate_limited == 0
+    assert run.complete and not run.failures and stats.ok == 96
+    assert sum(cluster.client.run(running_semaphore_timers).values()) == 0
+
+
 def test_a_semaphore_in_each_worker_overshoots_and_the_server_refuses(fresh, cluster):
     run = cluster.run(prompts(240), AskOverHTTP(fresh.base_url, max_retries=20), max_in_flight=CAP, cap="per_worker")
     stats = fresh.stats()
