@@ -276,8 +276,14 @@ async def compare_async(
         seq_time, seq_trace = seq.seconds, tuple(seq.trace)
     parallel = AskEach(llm, max_retries=retries, max_concurrency=limit, collect_failures=True)
     par = await _timed_run(AsyncFlow(start=parallel), prompts, llm)
+    return _comparison(chosen, limit, retries, seq_time, seq_trace, par, prompts)
+
+
+def _comparison(workload: Workload, limit: int | None, retries: int, seq_time: float,
+                seq_trace: tuple[CallRecord, ...], par: _Timed, prompts: Sequence[str]) -> Comparison:
+    """The :class:`Comparison` of a sequential time and trace and a timed parallel run, on the running loop's clock."""
     return Comparison(
-        workload=chosen,
+        workload=workload,
         max_concurrency=limit,
         max_retries=retries,
         clock="virtual" if is_virtual() else "real",

@@ -18,8 +18,7 @@ from pocketflow import AsyncFlow
 
 from .._validate import check_int, check_limit, check_real
 from ..clock import is_virtual
-from ..collect import Failure
-from ..experiment import AskEach, Comparison, _SequentialAsk, _Timed, _timed_run, item_work
+from ..experiment import AskEach, Comparison, _comparison, _SequentialAsk, _Timed, _timed_run
 from ..llm import SimulatedLLM
 from ..workload import Workload
 
@@ -106,17 +105,5 @@ class Race:
 
         seq, par = await asyncio.gather(side("sequential", sequential, self.sequential_llm),
                                         side("parallel", parallel, self.parallel_llm))
-        return Comparison(
-            workload=workload,
-            max_concurrency=settings.max_concurrency,
-            max_retries=self.MAX_RETRIES,
-            clock="real",
-            sequential_time=seq.seconds,
-            parallel_time=par.seconds,
-            item_work=tuple(item_work(par.trace, prompts)),
-            peak_in_flight=par.peak,
-            trace=tuple(par.trace),
-            sequential_trace=tuple(seq.trace),
-            results=tuple(a for a in par.answers if not isinstance(a, Failure)),
-            failures=tuple(a for a in par.answers if isinstance(a, Failure)),
-        )
+        return _comparison(workload, settings.max_concurrency, self.MAX_RETRIES, seq.seconds, tuple(seq.trace), par,
+                           prompts)
