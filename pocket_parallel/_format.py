@@ -1,6 +1,10 @@
-"""Every number and time the course prints, formatted one way: the experiment, plots, widgets and checks share it."""
+"""Every number and time the course prints, formatted one way (and the widgets' warning line): the experiment, plots, widgets and checks share it."""
 
 from __future__ import annotations
+
+import html
+
+_WARNING_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4px"
 
 
 def seconds(value: float) -> str:
@@ -48,3 +52,8 @@ def clip(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def warning_html(text: str) -> str:
+    """``text`` (escaped) as the red warning the widgets show under their controls."""
+    return f'<span style="{_WARNING_STYLE}">⚠ {html.escape(text)}</span>'

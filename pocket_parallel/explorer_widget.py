@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import html
 import inspect
 import time
 from typing import Any
@@ -38,7 +37,6 @@ from .workload import Workload
 
 __all__ = ["CURVE_LIMITS", "Explorer", "explorer"]
 
-_ERROR_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4px"
 _NOTE_STYLE = "opacity:0.75;font-size:90%"
 
 
@@ -116,7 +114,7 @@ class Explorer(widgets.VBox):
         return RunKey(workload, s["max_retries"])
 
     def _show_error(self, text: str) -> None:
-        self.message.value = f'<span style="{_ERROR_STYLE}">⚠ {html.escape(text)}</span>'
+        self.message.value = _format.warning_html(text)
 
     # -- running and drawing ----------------------------------------------------------------
 

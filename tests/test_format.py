@@ -22,3 +22,9 @@ def test_the_small_formats():
     assert _format.latency(1.0, 0.0) == "latency 1 s" and _format.latency(0.5, 0.3) == "latency 0.5 s, jitter 0.3"
     assert (_format.plain(0.5), _format.plain(20.0), _format.plain(50_000.0)) == ("0.5", "20", "50,000")
     assert _format.clip("short", 10) == "short" and _format.clip("one two three four", 9) == "one two…"
+
+
+def test_the_warning_line_escapes_its_text():
+    shown = _format.warning_html("items must be <= 500; got 9000 & more")
+    assert shown.startswith('<span style="') and shown.endswith("</span>")
+    assert "⚠ items must be &lt;= 500; got 9000 &amp; more" in shown

@@ -11,7 +11,6 @@ a task on the kernel's event loop, so the page stays live while the bars fill; o
 from __future__ import annotations
 
 import asyncio
-import html
 import math
 from typing import Any
 
@@ -26,7 +25,6 @@ from .race import CONCURRENCY_RANGE, ITEMS_RANGE, Race, RaceSettings
 #: Seconds between two updates of the bars while a race runs.
 TICK = 0.05
 
-_ERROR_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4px"
 
 
 def verdict_html(result: Comparison) -> str:
@@ -169,8 +167,7 @@ class RacePanel(widgets.VBox):
                 await asyncio.wait({runner}, timeout=TICK)
             result = runner.result()
         except Exception as error:  # shown in the panel: a task's traceback would go unseen
-            self.verdict.value = (f'<span style="{_ERROR_STYLE}">⚠ the race failed: '
-                                  f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>")
+            self.verdict.value = _format.warning_html(f"the race failed: {type(error).__name__}: {error}")
             return None
         finally:
             if not runner.done():
