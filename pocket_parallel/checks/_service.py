@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..experiment import semaphore_makespan
 from ..llm import RateLimitError, SimulatedLLM
 
 
@@ -64,16 +63,6 @@ class CheckLLM(SimulatedLLM):
         raise BlockingCallInAsyncCode(
             "call_llm(...) blocks the event loop; inside async code use 'await call_llm_async(...)'"
         )
-
-
-def list_schedule(latencies: Sequence[float], max_concurrency: int | None) -> float:
-    """The makespan of a semaphore of ``max_concurrency`` taking the calls in the given order.
-
-    Each call, in order, takes the slot that frees up first (a FIFO semaphore does exactly
-    this when every call is waiting for it from the start): the course's in-order schedule,
-    :func:`~pocket_parallel.experiment.semaphore_makespan`. ``None`` means no limit.
-    """
-    return semaphore_makespan(latencies, max_concurrency)
 
 
 def rounds_schedule(latencies: Sequence[float], max_concurrency: int) -> float:

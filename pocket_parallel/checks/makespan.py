@@ -38,7 +38,8 @@ from ._feedback import (
     sec,
     stub_hint,
 )
-from ._service import CheckLLM, latencies, list_schedule, rounds_schedule
+from ..experiment import semaphore_makespan
+from ._service import CheckLLM, latencies, rounds_schedule
 
 Case = tuple[list[float], "int | None"]
 _TOLERANCE = 1e-6
@@ -82,12 +83,12 @@ def _telling_pair(rng: random.Random) -> tuple[Case, Case]:
     while True:
         count, limit = rng.randint(5, 9), rng.randint(2, 3)
         lats = latencies(rng, count, 0.5, 4.0, 0.5)
-        truth = list_schedule(lats, limit)
+        truth = semaphore_makespan(lats, limit)
         if not _tells_apart(lats, limit, truth):
             continue
         for _ in range(20):
             reordered = rng.sample(lats, count)
-            if abs(list_schedule(reordered, limit) - truth) > _GAP:
+            if abs(semaphore_makespan(reordered, limit) - truth) > _GAP:
                 return (lats, limit), (reordered, limit)
 
 
@@ -116,9 +117,9 @@ def _shortcuts(lats: list[float], limit: int | None) -> dict[str, float]:
         found["rounds of the mean"] = math.ceil(count / limit) * total / count
         found["dealt in turn"] = max(math.fsum(lats[slot::limit]) for slot in range(limit))
         found["blocks"] = max(math.fsum(lats[start:start + size]) for start in range(0, count, size))
-        found["longest first"] = list_schedule(sorted(lats, reverse=True), limit)
-        found["shortest first"] = list_schedule(sorted(lats), limit)
-        found["reversed"] = list_schedule(lats[::-1], limit)
+        found["longest first"] = semaphore_makespan(sorted(lats, reverse=True), limit)
+        found["shortest first"] = semaphore_makespan(sorted(lats), limit)
+        found["reversed"] = semaphore_makespan(lats[::-1], limit)
     return found
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pocketflow import AsyncFlow, AsyncNode
 
+from ..experiment import semaphore_makespan
 from ..llm import TransientLLMError
 from ._feedback import (
     CheckResult,
@@ -25,7 +26,6 @@ from ._service import (
     CheckLLM,
     documents_with_distinct_summaries,
     latencies,
-    list_schedule,
     rounds_schedule,
     sentence,
 )
@@ -194,7 +194,7 @@ def _translator(node_class: type, rng: random.Random) -> str:
             seconds = [rng.choice((0.5, 1.0, 1.5, 2.0, 2.5, 3.0))] * count
         else:  # uneven, and drawn so that waiting for whole rounds of C would be measurably slower
             seconds = latencies(rng, count, 0.5, 3.0, 0.5)
-            while rounds_schedule(seconds, limit) - list_schedule(seconds, limit) < 0.25:
+            while rounds_schedule(seconds, limit) - semaphore_makespan(seconds, limit) < 0.25:
                 seconds = latencies(rng, count, 0.5, 3.0, 0.5)
         doing = f"translating into {count} languages with max_concurrency={limit} inside an AsyncFlow"
         shared: dict[str, Any] = {"text": text, "languages": list(languages)}
@@ -325,7 +325,7 @@ def _check_limit(node_class: type, elapsed: float, llm: CheckLLM, prompts: list[
     position = {prompt: index for index, prompt in enumerate(prompts)}
     trace = sorted(llm.trace, key=lambda record: (record.start, position.get(record.prompt, count)))
     durations = [record.duration for record in trace]
-    best = list_schedule(durations, limit)
+    best = semaphore_makespan(durations, limit)
     latency = durations[0]
     rule = (f"ceil({count} / {limit}) x {sec(latency)} = {sec(best)}" if equal
             else f"{sec(best)} for these uneven latencies")

@@ -17,8 +17,7 @@ from pocketflow import AsyncParallelBatchNode
 
 from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, compare, run
 from pocket_parallel.checks import _compute_only, check_makespan_prediction
-from pocket_parallel.checks._service import list_schedule
-from pocket_parallel.experiment import makespan_lower_bound
+from pocket_parallel.experiment import makespan_lower_bound, semaphore_makespan
 
 from .notebook_code import (
     EX3,
@@ -204,7 +203,7 @@ def uses_compare(latencies, max_concurrency):
 
 
 def uses_the_checks_own_schedule(latencies, max_concurrency):
-    return list_schedule(latencies, max_concurrency)
+    return semaphore_makespan(latencies, max_concurrency)
 
 
 def hides_the_simulation(latencies, max_concurrency):
