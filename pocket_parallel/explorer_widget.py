@@ -230,4 +230,4 @@ def explorer(*args: Any, **settings: Any) -> Explorer:
 
 
 # help(explorer) and Jupyter's explorer? show the real parameters, listed once, in Explorer.
-setattr(explorer, "__signature__", inspect.signature(Explorer))
+setattr(explorer, "__signature__", inspect.signature(Explorer).replace(return_annotation="Explorer"))

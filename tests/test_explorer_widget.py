@@ -197,3 +197,13 @@ def test_a_cell_showing_it_stores_a_still_picture_beside_the_widget(small):
     image = PIL.Image.open(io.BytesIO(still))
     assert still[:8] == PNG and image.width == 880 and image.height > 352  # the picture, a caption above it
     assert len(still) < 40_000  # stored in the notebook: kept small
+
+
+def test_help_shows_the_explorers_parameters_and_what_it_returns():
+    import inspect
+
+    from pocket_parallel.explorer_widget import Explorer, explorer
+
+    shown = inspect.signature(explorer)
+    assert list(shown.parameters) == list(inspect.signature(Explorer).parameters)
+    assert "items" in shown.parameters and shown.return_annotation == "Explorer"
