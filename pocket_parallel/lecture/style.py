@@ -28,11 +28,9 @@ FONT_SIZE = "max(20px, 2.8vh)"
 #: scales it to the page width.
 FIGURE_RC: dict[Any, Any] = {
     "font.size": 15,
-    "axes.titlesize": 16,
     "axes.labelsize": 15,
     "xtick.labelsize": 14,
     "ytick.labelsize": 14,
-    "legend.fontsize": 14,
     "lines.linewidth": 2.5,
     "lines.markersize": 9,
 }
