@@ -99,6 +99,10 @@ class Fail(Exception):
     """Raised inside a check with the paragraph to show when an expectation is not met."""
 
 
+class NeverEnded(Fail):
+    """The student's code was still waiting at the check's time limit, or waited for something that never came."""
+
+
 class NotAttempted(Exception):
     """The student's code still raises NotImplementedError: the stub has not been replaced."""
 
@@ -247,11 +251,11 @@ def run_student(
                    f"that reschedules itself forever.") from None
     except asyncio.TimeoutError:
         unit = "of virtual time" if clock == "virtual" else "(wall clock)"
-        raise Fail(f"{name} was still running after {guard:g} s {unit} while {doing}, far longer than "
+        raise NeverEnded(f"{name} was still running after {guard:g} s {unit} while {doing}, far longer than "
                    f"this workload needs. Look for a wait that is never satisfied (a semaphore acquired "
                    f"and never released: use 'async with') or a loop that never ends.") from None
     except VirtualDeadlockError:
-        raise Fail(f"{name} waited forever while {doing}: every task was waiting and nothing could "
+        raise NeverEnded(f"{name} waited forever while {doing}: every task was waiting and nothing could "
                    f"ever wake one up. Common causes: a semaphore acquired and never released (use 'async with'), "
                    f"a lock taken twice, or an await on a future nobody sets.") from None
     except Exception as error:

@@ -38,6 +38,7 @@ from ..workload import estimate_tokens
 from ._feedback import (
     CheckResult,
     Fail,
+    NeverEnded,
     NotAttempted,
     build,
     clip,
@@ -175,9 +176,8 @@ def _one_batch(node_class: type, name: str, batch: _Batch) -> None:
     try:
         run_student(AsyncFlow(start=node).run_async(shared), name, doing, llm=llm, guard=GUARD,
                     advice=_advice(batch))
-    except Fail as failure:
-        never_ended = str(failure).startswith((f"{name} was still running after", f"{name} waited forever"))
-        if never_ended and _hung(llm) and _setting(node, "timeout") is None:
+    except NeverEnded:
+        if _hung(llm) and _setting(node, "timeout") is None:
             raise Fail(_hang_message(name, batch)) from None
         raise
     summaries, failed = _outputs(name, shared)
