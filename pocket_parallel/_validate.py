@@ -92,6 +92,13 @@ def check_instance(name: str, value: Any, kind: type[T], example: str, *, option
     raise TypeError(f"{name} must be a {kind.__name__} (e.g. {example}){none}; got {value!r}")
 
 
+def check_url(name: str, value: Any, example: str) -> str:
+    """``value`` if it is an http:// or https:// URL, else ValueError showing ``example``."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must be an http:// or https:// URL such as {example}; got {value!r}")
+    return value
+
+
 def check_prompt(value: Any) -> str:
     """A prompt: any str."""
     if not isinstance(value, str):

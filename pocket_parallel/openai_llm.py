@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import openai
 
-from ._validate import check_choice, check_int, check_optional_seconds, check_prompt
+from ._validate import check_choice, check_int, check_optional_seconds, check_prompt, check_url
 from .clock import is_virtual
 from .trace import CallLog, CallRecord, LLMStats, Outcome
 from .workload import AttemptNumbers
@@ -163,8 +163,7 @@ class OpenAILLM:
         max_retries: int | None = None,
         transport: Transport = "aiohttp",
     ) -> None:
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL such as server.base_url; got {base_url!r}")
+        check_url("base_url", base_url, "server.base_url")
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty model name such as {LOCAL_MODEL!r}; got {model!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):

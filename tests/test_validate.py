@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pocket_parallel._validate import check_optional_bool, check_pair
+from pocket_parallel._validate import check_optional_bool, check_pair, check_url
 
 
 def test_check_pair_accepts_ordered_pairs_in_range():
@@ -34,3 +34,10 @@ def test_check_optional_bool():
     for bad in (0, 1, "yes"):
         with pytest.raises(TypeError, match="flag must be True, False or None"):
             check_optional_bool("flag", bad)
+
+
+def test_check_url_wants_http_or_https_and_names_the_parameter():
+    assert check_url("base_url", "https://api.example.com/v1", "server.base_url") == "https://api.example.com/v1"
+    for bad in ("127.0.0.1:8000", "ftp://x", None, 8000):
+        with pytest.raises(ValueError, match=r"base_url must be an http:// or https:// URL such as server.base_url"):
+            check_url("base_url", bad, "server.base_url")

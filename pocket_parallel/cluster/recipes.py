@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_int, check_real
+from .._validate import check_int, check_real, check_url
 from ..experiment import AskEach
 from ..openai_llm import LOCAL_MODEL, OpenAILLM
 from ..retry import Backoff
@@ -66,8 +66,7 @@ class AskOverHTTP:
     client_work: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL such as server.base_url; got {self.base_url!r}")
+        check_url("base_url", self.base_url, "server.base_url")
         check_int("max_retries", self.max_retries, low=1, high=20)
         check_real("backoff_base", self.backoff_base, low=0.0, high=60.0, low_open=True)
         check_int("client_work", self.client_work, low=0, high=100_000)

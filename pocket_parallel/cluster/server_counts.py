@@ -12,14 +12,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from .._validate import check_url
+
 _TIMEOUT = 10.0
 
 
 def server_root(url: str) -> str:
     """``http://host:port`` from the server's URL or its OpenAI base URL (``.../v1``)."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValueError(f"server must be the server's http:// URL, such as http://127.0.0.1:8000; got {url!r}")
-    root = url.rstrip("/")
+    root = check_url("server", url, "http://127.0.0.1:8000").rstrip("/")
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
