@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from typing import Any, TextIO
 
 from .chunks import CAP_MODES
-from .runner import DEFAULT_LEASE_TIMEOUT
+from .runner import DEFAULT_LEASE_TIMEOUT, MAX_LOCAL_WORKERS
 
 
 def _integer_at_least(low: int) -> Callable[[str], int]:
@@ -62,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
                     "worker, and print what the server counted.",
     )
     add = p.add_argument
-    add("--workers", type=_positive_int, default=None, help="worker processes of a local cluster, 1-64 (default 2)")
+    add("--workers", type=_positive_int, default=None,
+        help=f"worker processes of a local cluster, 1-{MAX_LOCAL_WORKERS} (default 2)")
     add("--scheduler", default=None, help="address of a running Dask scheduler to use instead (tcp://host:8786)")
     add("--items", type=_positive_int, default=200, help="how many calls (default 200)")
     add("--max-in-flight", type=_limit, default=16, help="calls in flight across the cluster, or none (default 16)")
@@ -87,8 +88,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = p.parse_args(argv)
     if args.workers is not None and args.scheduler is not None:
         p.error("give --workers (start a local cluster) or --scheduler (use a running one), not both")
-    if args.workers is not None and args.workers > 64:
-        p.error(f"--workers must be an integer in [1, 64]; got {args.workers}")
+    if args.workers is not None and args.workers > MAX_LOCAL_WORKERS:
+        p.error(f"--workers must be an integer in [1, {MAX_LOCAL_WORKERS}]; got {args.workers}")
     if args.cap != "cluster" and args.cap != "none" and args.max_in_flight is None:
         p.error(f"--cap {args.cap} needs --max-in-flight")
     if args.max_per_minute is not None and args.max_per_minute < 2:

@@ -86,7 +86,7 @@ class Cluster:
         if workers is not None and scheduler is not None:
             raise ValueError("give workers (to start a local cluster) or scheduler (to use a running one), not both; "
                              f"got workers={workers!r} and scheduler={scheduler!r}")
-        if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler and ":" not in scheduler):
+        if scheduler is not None and (not isinstance(scheduler, str) or ":" not in scheduler):
             raise ValueError(f"scheduler must be a Dask scheduler address such as 'tcp://127.0.0.1:8786'; got {scheduler!r}")
         self.local_workers = None if scheduler is not None else check_int(
             "workers", 2 if workers is None else workers, low=1, high=MAX_LOCAL_WORKERS)
