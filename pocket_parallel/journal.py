@@ -43,7 +43,7 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -190,6 +190,12 @@ class Journal:
         for key, codec, value in self._select("key, codec, value", "status = 'ok'", keys):
             found[key] = _decode(key, codec, value)
         return found
+
+    def answered_items(self, items: Sequence[Any]) -> dict[int, Any]:
+        """``{position: result}`` for each of ``items`` that has a result (see :meth:`answered`)."""
+        keys = [self.key_of(item) for item in items]
+        answered = self.answered(keys)
+        return {i: answered[key] for i, key in enumerate(keys) if key in answered}
 
     def failed(self, keys: Iterable[str]) -> dict[str, RecordedFailure]:
         """``{key: RecordedFailure}`` for each of ``keys`` whose latest record is a failure (to be retried)."""

@@ -774,3 +774,11 @@ def test_export_of_an_empty_journal_writes_nothing(tmp_path):
         stream = io.StringIO()
         assert journal.export_jsonl(stream) == 0
         assert stream.getvalue() == ""
+
+
+def test_answered_items_are_found_by_position(tmp_path):
+    with Journal(tmp_path / "j.sqlite", "answered-items") as journal:
+        journal.record_result(journal.key_of("b"), "B")
+        journal.record_result(journal.key_of("d"), "D")
+        assert journal.answered_items(["a", "b", "c", "d", "b"]) == {1: "B", 3: "D", 4: "B"}
+        assert journal.answered_items([]) == {}

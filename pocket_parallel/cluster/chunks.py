@@ -112,11 +112,7 @@ async def run_chunk(plan: ChunkPlan, start: int, items: Sequence[Any]) -> ChunkR
         journal = stack.enter_context(Journal(plan.journal, plan.journal_identity)) if plan.journal else None
         # The node skips what the journal holds and records each item the moment it ends.
         node.journal = journal
-        from_journal = 0
-        if journal is not None:
-            keys = [journal.key_of(item) for item in items]
-            answered = journal.answered(keys)
-            from_journal = sum(1 for key in keys if key in answered)
+        from_journal = 0 if journal is None else len(journal.answered_items(items))
         try:
             results = await node._exec(list(items))
         finally:

@@ -384,16 +384,14 @@ class Cluster:
     def _settle_lost_chunk(outcomes: Outcomes, start: int, chunk: list[Any], error: BaseException,
                            journal: str | None, identity: str) -> None:
         """A chunk that never came back: keep what its journal holds, and a failure for the rest."""
-        answered: dict[str, Any] = {}
-        keys: list[str] = []
+        answered: dict[int, Any] = {}
         if journal is not None:
             with Journal(journal, identity) as reader:
-                keys = [reader.key_of(item) for item in chunk]
-                answered = reader.answered(keys)
+                answered = reader.answered_items(chunk)
         carried = RemoteError.of(error)
         for offset, item in enumerate(chunk):
-            if keys and keys[offset] in answered:
-                outcomes._record(start + offset, "ok", answered[keys[offset]])
+            if offset in answered:
+                outcomes._record(start + offset, "ok", answered[offset])
             else:
                 outcomes._record(start + offset, "failed", Failure(item, carried, 0))
 
