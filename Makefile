@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# make bench's extra contenders (pyproject's bench extra), installed on first use of make bench.
+BENCH_STAMP := $(VENV)/.bench-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 LAB_PORT ?= 8888
 # Opened in the browser, and printed with its token for --no-browser, remote machines and containers.
@@ -36,6 +38,10 @@ $(STAMP): pyproject.toml
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev,present]'
 	@touch $(STAMP)
 
+$(BENCH_STAMP): $(STAMP)
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[dev,present,bench]'
+	@touch $(BENCH_STAMP)
+
 # LAB_PORT picks the port (the next free one if taken), LAB_ARGS adds JupyterLab options, e.g.
 #   make lab LAB_PORT=9000 LAB_ARGS=--no-browser
 lab: env
@@ -54,14 +60,17 @@ present: env
 		$(BIN)/voila $(PRESENT_APP) --port=$(PRESENT_PORT) $(PRESENT_ARGS)
 
 # Includes the browser test when Chromium is installed, and says so when it is not.
-# The type checker first (strict, over the package: pyproject's [tool.mypy]), then every test.
+# The type checker and the import contracts first (make typecheck), then every test.
 test: env typecheck
 	$(NO_ENDPOINT) MPLBACKEND=Agg PP_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests $(NBVAL) notebooks instructor; status=$$?; \
 	test -x $(CHROMIUM) || echo "browser test skipped: chromium not installed (apt-get install chromium)"; \
 	exit $$status
 
+# The type checker (strict, pyproject's [tool.mypy]) and the import contracts (pyproject's
+# [tool.importlinter]: the layers of docs/architecture.md, no circles, private modules kept inside).
 typecheck: env
 	$(BIN)/python -m mypy
+	$(BIN)/lint-imports --no-cache
 
 test-unit: env
 	$(NO_ENDPOINT) MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not browser and not nbgrader"
@@ -89,11 +98,11 @@ serve: env
 	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --latency 0.5 --rpm 60 --tpm 40000 --max-concurrent 8 --seed 0
 
 # Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
-bench: env
+bench: env $(BENCH_STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --update-readme
 
 # Small grid in under a minute: prints the table, writes nothing.
-bench-quick: env
+bench-quick: env $(BENCH_STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --quick
 
 # Student exercises (notebooks/exercises/) from the instructor notebooks (instructor/exercises/):

@@ -23,8 +23,7 @@ from typing import Any, Literal
 import aiometer
 from pocketflow import AsyncBatchNode, AsyncFlow, AsyncNode, AsyncParallelBatchFlow, AsyncParallelBatchNode
 
-from pocket_parallel import BoundedParallelBatchFlow, BoundedParallelBatchNode, SimulatedLLM
-from pocket_parallel import Workload
+from pocket_parallel import BoundedParallelBatchFlow, BoundedParallelBatchNode, SimulatedLLM, Workload
 from pocket_parallel.experiment import AskEach
 
 THREAD_CAP = 1_000

@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from pocket_parallel.explorer_runs import CURVE_LIMITS
+from pocket_parallel.widgets.runs import CURVE_LIMITS
 
 TARGET = 0.100
 """Seconds: the response the explorer aims for, median over moves, for N up to 500."""

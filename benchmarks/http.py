@@ -51,9 +51,9 @@ from typing import Any
 import aiohttp
 from pocketflow import AsyncFlow
 
+from pocket_parallel.backends.openai_llm import OpenAILLM
 from pocket_parallel.experiment import AskEach
-from pocket_parallel.openai_llm import OpenAILLM
-from pocket_parallel.workload import answer_to
+from pocket_parallel.service.model import answer_to
 
 from .machine import load_average
 

@@ -1,46 +1,32 @@
 """pocket_parallel: helpers for learning parallel LLM calls with PocketFlow.
 
-The top level holds what the notebooks teach; everything else lives in a submodule of its
-own, one idea each:
+The top level holds what the notebooks teach. A few teaching submodules hold the rest that a
+learner types: :mod:`~pocket_parallel.plots` (pictures), :mod:`~pocket_parallel.limits`
+(client-side pacing and backoff), :mod:`~pocket_parallel.journal` (batches that survive a
+crash), :mod:`~pocket_parallel.widgets` (the explorer), :mod:`~pocket_parallel.server` (a
+local LLM server), :mod:`~pocket_parallel.cluster` (Dask), :mod:`~pocket_parallel.checks`
+(the exercises' checks) and :mod:`~pocket_parallel.lecture` (the lecture app).
 
-- :mod:`~pocket_parallel.nodes`: :class:`BoundedParallelBatchNode` and
-  :class:`BoundedParallelBatchFlow`, PocketFlow's parallel classes with limits that hold
-  inside an ``AsyncFlow`` too (concurrency, pacing, backoff, timeouts, deadlines).
-- :mod:`~pocket_parallel.backend`: ``call_llm_async`` / ``call_llm`` and the backend behind
-  them (:func:`set_default_llm`); :mod:`~pocket_parallel.openai_llm`: :class:`OpenAILLM`, a
-  backend over HTTP on the official ``openai`` client, and :mod:`~pocket_parallel.server`, a
-  local OpenAI-compatible server to point it at; :mod:`~pocket_parallel.llm`: :class:`SimulatedLLM`, built
-  from :mod:`~pocket_parallel.workload` (the seeded :class:`Workload` and its model),
-  :mod:`~pocket_parallel.quota` (server-side limits) and :mod:`~pocket_parallel.trace`.
-- :mod:`~pocket_parallel.clock`: :func:`run`, in real or virtual time, from a script or a cell.
-- :mod:`~pocket_parallel.experiment`: :func:`compare` and :func:`sweep`, with the in-order
-  schedule and the lower bound beside every measured time; :mod:`~pocket_parallel.throughput`:
-  :func:`measure_throughput` and :func:`find_knee`.
-- :mod:`~pocket_parallel.retry` (:class:`Backoff`), :mod:`~pocket_parallel.ratelimit`
-  (:class:`RateLimiter`, ``busiest_window``), :mod:`~pocket_parallel.collect` (:class:`Failure`,
-  ``Outcomes``, ``gather_outcomes``), :mod:`~pocket_parallel.races` (:func:`check_races`),
-  :mod:`~pocket_parallel.files` (:func:`write_atomic_async`).
-- :mod:`~pocket_parallel.plots` and :mod:`~pocket_parallel.widgets` (:func:`explorer`, built in
-  :mod:`~pocket_parallel.explorer_widget` from controls, a run cache and a picture).
-- :mod:`~pocket_parallel.lecture`: the lecture app's panels (``make present``): the explorer, a
-  live race on the real clock and the throughput knee, for a projector.
+Everything else is the machinery under them, in packages by concern; ``docs/architecture.md``
+draws the map and says what may import what.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .backend import call_llm, call_llm_async, get_default_llm, set_default_llm
+from .backends.protocol import call_llm, call_llm_async, get_default_llm, set_default_llm
+from .backends.simulated import LLMError, RateLimitError, SimulatedLLM, TransientLLMError
+from .backends.workload import Workload
 from .clock import VirtualDeadlockError, run
-from .collect import Failure
-from .experiment import compare, sweep
-from .files import write_atomic_async
-from .llm import LLMError, RateLimitError, SimulatedLLM, TransientLLMError
+from .cpu_work import count_primes, count_primes_measured
+from .experiment import AskEach, compare, makespan_lower_bound, semaphore_makespan, sweep
+from .files import write_atomic, write_atomic_async
+from .limits.ratelimit import RateLimiter
+from .limits.retry import Backoff
 from .nodes import BoundedParallelBatchFlow, BoundedParallelBatchNode
+from .outcomes import Failure
 from .races import check_races
-from .ratelimit import RateLimiter
-from .retry import Backoff
 from .throughput import find_knee, measure_throughput
-from .workload import Workload
 
 
 def __getattr__(name: str) -> Any:
@@ -51,7 +37,7 @@ def __getattr__(name: str) -> Any:
 
         return widgets.explorer
     if name == "OpenAILLM":  # imports the openai client, which takes a while
-        from .openai_llm import OpenAILLM
+        from .backends.openai_llm import OpenAILLM
 
         return OpenAILLM
     raise AttributeError(f"module 'pocket_parallel' has no attribute {name!r}")
@@ -63,6 +49,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "AskEach",
     "Backoff",
     "BoundedParallelBatchFlow",
     "BoundedParallelBatchNode",
@@ -79,12 +66,17 @@ __all__ = [
     "call_llm_async",
     "check_races",
     "compare",
+    "count_primes",
+    "count_primes_measured",
     "explorer",
     "find_knee",
     "get_default_llm",
+    "makespan_lower_bound",
     "measure_throughput",
     "run",
+    "semaphore_makespan",
     "set_default_llm",
     "sweep",
+    "write_atomic",
     "write_atomic_async",
 ]

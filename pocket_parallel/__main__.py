@@ -9,58 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from ._validate import check_int, check_real
+from . import _arguments as arg
 from .clock import Clock
 from .experiment import Comparison, compare, sweep
-
-
-def _argument(check: Callable[[str], object]) -> Callable[[str], object]:
-    """Turn a checker's ValueError into argparse's usage message and exit status 2."""
-
-    def parse(text: str) -> object:
-        try:
-            return check(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error).split(";")[0]) from None
-
-    parse.__name__ = check.__name__
-    return parse
-
-
-def _number(name: str, *, low: float, high: float, low_open: bool = False) -> Callable[[str], object]:
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"{name} must be a number") from None
-        return check_real(name, value, low=low, high=high, low_open=low_open)
-
-    return _argument(number)
-
-
-def _integer(name: str, low: int, high: int) -> Callable[[str], object]:
-    def integer(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number in [{low}, {high}]") from None
-        return check_int(name, value, low=low, high=high)
-
-    return _argument(integer)
-
-
-def _concurrency(text: str) -> int | None:
-    if text.lower() in {"none", "unlimited", "inf"}:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("concurrency must be a whole number >= 1, or 'none' for no limit") from None
-    if value < 1:
-        raise ValueError("concurrency must be a whole number >= 1, or 'none' for no limit")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,13 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pocket_parallel",
         description="Race sequential against parallel calls to a simulated LLM.",
     )
-    parser.add_argument("--items", type=_integer("items", 1, 100_000), default=20, help="number of LLM calls (1-100000, default 20)")
-    parser.add_argument("--latency", type=_number("latency", low=0.0, high=60.0, low_open=True), default=0.2, help="seconds per call (0-60, default 0.2)")
-    parser.add_argument("--jitter", type=_number("jitter", low=0.0, high=3.0), default=0.0, help="latency spread as a fraction of the mean (0-3, default 0)")
-    parser.add_argument("--concurrency", type=_argument(_concurrency), default=5, help="most calls in flight at once (>= 1, or 'none'; default 5)")
-    parser.add_argument("--seed", type=_integer("seed", 0, 2**32), default=0, help="seed of the simulated workload (default 0)")
-    parser.add_argument("--virtual", action="store_true", help="use the virtual clock: instant and exact")
-    parser.add_argument("--plot", metavar="FILE.png", help="also save a picture of time against item count")
+    add = parser.add_argument
+    add("--items", type=arg.items(), default=20, help=f"number of LLM calls (1-{arg.MAX_ITEMS:,}, default 20)")
+    add("--latency", type=arg.latency(), default=0.2, help="seconds per call (0.000001-86400, default 0.2)")
+    add("--jitter", type=arg.number("--jitter", low=0.0, high=3.0), default=0.0,
+        help="latency spread as a fraction of the mean (0-3, default 0)")
+    add("--concurrency", type=arg.limit("--concurrency", high=arg.MAX_IN_FLIGHT), default=5,
+        help="most calls in flight at once (>= 1, or 'none'; default 5)")
+    add("--seed", type=arg.seed(), default=0, help="seed of the simulated workload (default 0)")
+    add("--virtual", action="store_true", help="use the virtual clock: instant and exact")
+    add("--plot", metavar="FILE.png", help="also save a picture of time against item count")
     return parser
 
 

@@ -1,7 +1,7 @@
 """The one bounded-batch engine under the node, the flow and ``gather_outcomes``.
 
 It runs a per-item coroutine over a batch with at most ``limit`` items in flight and settles
-each item into an :class:`~pocket_parallel.collect.Outcomes` as it ends.
+each item into an :class:`~pocket_parallel.outcomes.Outcomes` as it ends.
 
 - **With a limit C**, it runs C workers that pull items lazily, in input order: an item
   starts the moment any slot frees, exactly as with a FIFO semaphore that every item waits
@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-from .collect import DeadlineExceeded, Failure, Outcomes
+from .outcomes import DeadlineExceeded, Failure, Outcomes
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -57,3 +57,9 @@ def clip(text: str, width: int) -> str:
 def warning_html(text: str) -> str:
     """``text`` (escaped) as the red warning the widgets show under their controls."""
     return f'<span style="{_WARNING_STYLE}">⚠ {html.escape(text)}</span>'
+
+
+def error_type_name(error: BaseException) -> str:
+    """The error's class as a record names it: ``"TimeoutError"``, ``"pocket_parallel.backends.simulated.RateLimitError"``."""
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"

@@ -133,43 +133,6 @@ def check_pair(
     return (int(first), int(second)) if integer else (float(first), float(second))
 
 
-def check_max_per_minute(value: Any, name: str = "max_per_minute") -> Any:
-    """A request-rate setting: an integer >= 1 (per minute), a RateLimiter, or None."""
-    from .ratelimit import RateLimiter
-
-    if value is None or isinstance(value, RateLimiter):
-        return value
-    try:
-        return check_int(name, value, low=1, high=1_000_000_000)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be an integer >= 1 (requests per minute), a RateLimiter, or None for no limit; "
-            f"got {value!r}"
-        ) from None
-
-
-def check_max_tokens_per_minute(value: Any, name: str = "max_tokens_per_minute") -> Any:
-    """A token-rate setting: an integer >= 1 (tokens per minute), a TokenBudget, or None."""
-    from .tokens import TokenBudget
-
-    if value is None or isinstance(value, TokenBudget):
-        return value
-    try:
-        return check_int(name, value, low=1, high=1_000_000_000_000)
-    except ValueError:
-        raise ValueError(
-            f"{name} must be an integer >= 1 (tokens per minute), a TokenBudget, or None for no limit; "
-            f"got {value!r}"
-        ) from None
-
-
-def check_backoff(value: Any) -> Any:
-    """A :class:`~pocket_parallel.Backoff`, or None."""
-    from .retry import Backoff
-
-    return check_instance("backoff", value, Backoff, "Backoff(base=1.0, cap=60.0)")
-
-
 CLOCKS = ("real", "virtual")
 
 

@@ -28,11 +28,11 @@ from pocketflow import AsyncBatchNode, AsyncFlow
 
 from . import _format
 from ._validate import check_choice, check_clock, check_int, check_limit
+from .backends.workload import Workload, as_workload
 from .clock import Clock, is_virtual, run
-from .collect import Failure
 from .nodes import BoundedParallelBatchNode
+from .outcomes import Failure
 from .trace import CallRecord
-from .workload import Workload, as_workload
 
 
 def _durations(latencies: Iterable[float]) -> list[float]:
@@ -176,6 +176,13 @@ class Comparison:
         )
 
 
+def check_comparison(result: Any) -> Comparison:
+    """``result`` if it is a :class:`Comparison`, else a TypeError that says where one comes from."""
+    if not isinstance(result, Comparison):
+        raise TypeError(f"result must be a Comparison (from compare(...)); got {type(result).__name__}")
+    return result
+
+
 class _PromptsToAnswers:
     """The three steps of both racers: prompts from the shared store, one LLM call each."""
 
@@ -209,7 +216,12 @@ class AskEach(_PromptsToAnswers, BoundedParallelBatchNode):
         self.llm = llm
 
 
-class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
+class SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
+    """PocketFlow's sequential ``AsyncBatchNode`` sending each prompt to ``llm``: the sequential racer.
+
+    An item that fails every attempt becomes a :class:`~pocket_parallel.Failure`, as in the parallel racer.
+    """
+
     def __init__(self, llm: Any, max_retries: int) -> None:
         super().__init__(max_retries=max_retries)
         self.llm = llm
@@ -219,14 +231,17 @@ class _SequentialAsk(_PromptsToAnswers, AsyncBatchNode):
 
 
 @dataclass(frozen=True)
-class _Timed:
+class TimedRun:
+    """One racer's run: its time, its answers, the calls it made and its peak in flight."""
+
     seconds: float
     answers: list[Any]
     trace: list[CallRecord]
     peak: int
 
 
-async def _timed_run(flow: AsyncFlow, prompts: list[str], llm: Any) -> _Timed:
+async def timed_run(flow: AsyncFlow, prompts: list[str], llm: Any) -> TimedRun:
+    """Run ``flow`` over ``prompts`` against a freshly reset ``llm``, timed on the running loop's clock."""
     llm.reset()
     shared: dict[str, Any] = {"prompts": prompts}
     loop = asyncio.get_running_loop()
@@ -240,7 +255,7 @@ async def _timed_run(flow: AsyncFlow, prompts: list[str], llm: Any) -> _Timed:
         return round(t - start, 6) if virtual else t - start
 
     trace = [CallRecord(r.prompt, r.attempt, since_start(r.start), since_start(r.end), r.outcome) for r in llm.trace]
-    return _Timed(since_start(loop.time()), shared["answers"], trace, llm.stats.peak_in_flight)
+    return TimedRun(since_start(loop.time()), shared["answers"], trace, llm.stats.peak_in_flight)
 
 
 def item_work(trace: Iterable[CallRecord], prompts: Sequence[str] | None = None) -> list[float]:
@@ -272,15 +287,15 @@ async def compare_async(
     if sequential is not None and (sequential.workload, sequential.max_retries) == (chosen, retries):
         seq_time, seq_trace = sequential.sequential_time, sequential.sequential_trace
     else:
-        seq = await _timed_run(AsyncFlow(start=_SequentialAsk(llm, retries)), prompts, llm)
+        seq = await timed_run(AsyncFlow(start=SequentialAsk(llm, retries)), prompts, llm)
         seq_time, seq_trace = seq.seconds, tuple(seq.trace)
     parallel = AskEach(llm, max_retries=retries, max_concurrency=limit, collect_failures=True)
-    par = await _timed_run(AsyncFlow(start=parallel), prompts, llm)
-    return _comparison(chosen, limit, retries, seq_time, seq_trace, par, prompts)
+    par = await timed_run(AsyncFlow(start=parallel), prompts, llm)
+    return comparison_of(chosen, limit, retries, seq_time, seq_trace, par, prompts)
 
 
-def _comparison(workload: Workload, limit: int | None, retries: int, seq_time: float,
-                seq_trace: tuple[CallRecord, ...], par: _Timed, prompts: Sequence[str]) -> Comparison:
+def comparison_of(workload: Workload, limit: int | None, retries: int, seq_time: float,
+                  seq_trace: tuple[CallRecord, ...], par: TimedRun, prompts: Sequence[str]) -> Comparison:
     """The :class:`Comparison` of a sequential time and trace and a timed parallel run, on the running loop's clock."""
     return Comparison(
         workload=workload,

@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, Union
 
+from ._format import error_type_name
 from ._validate import check_int
 from .files import write_atomic
 
@@ -231,7 +232,7 @@ class Journal:
         attempts = check_int("attempts", attempts, low=1)
         position = _check_position(position)
         message = _storable_text(str(error))
-        row = (key, position, _error_type(error), message, attempts, time.time())
+        row = (key, position, error_type_name(error), message, attempts, time.time())
         return self._write(_UPSERT_FAILURE, row)
 
     def counts(self) -> dict[str, int]:
@@ -460,11 +461,6 @@ def _decode(key: str, codec: str, payload: Any) -> Any:
             f"the stored result for key {key!r} cannot be unpickled ({type(error).__name__}: {error}); "
             f"define or import its class first"
         ) from error
-
-
-def _error_type(error: BaseException) -> str:
-    kind = type(error)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _check_key(key: Any) -> str:

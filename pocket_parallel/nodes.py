@@ -33,21 +33,13 @@ from pocketflow import (
 )
 
 from ._engine import ItemFailed, Slot, run_batch
-from ._validate import (
-    check_backoff,
-    check_bool,
-    check_int,
-    check_limit,
-    check_max_per_minute,
-    check_max_tokens_per_minute,
-    check_optional_seconds,
-    check_real,
-)
-from .collect import DeadlineExceeded, Failure, Outcomes
+from ._validate import check_bool, check_int, check_limit, check_optional_seconds, check_real
 from .journal import Journal
-from .ratelimit import RateLimiter
-from .retry import Backoff
-from .tokens import TokenBudget
+from .limits.ratelimit import RateLimiter
+from .limits.retry import Backoff
+from .limits.settings import check_backoff, check_max_per_minute, check_max_tokens_per_minute
+from .limits.tokens import TokenBudget
+from .outcomes import DeadlineExceeded, Failure, Outcomes
 
 T = TypeVar("T")
 _FROM_CLASS: Any = object()  # "not given": use the value in the class body
@@ -319,12 +311,12 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     - ``max_per_minute``: at most this many ``exec_async`` calls start in any 60 s window;
       every attempt counts, retries included, because each is a request to the service.
       An integer >= 1, a :class:`~pocket_parallel.RateLimiter` shared with other nodes, or
-      None. Requests are spaced evenly (see :mod:`pocket_parallel.ratelimit` for why).
+      None. Requests are spaced evenly (see :mod:`pocket_parallel.limits.ratelimit` for why).
     - ``max_tokens_per_minute`` with ``tokens_for``: before each attempt, take
       ``tokens_for(item)`` tokens (its estimate: prompt plus answer) from a budget that
       refills continuously, as the provider's does. An integer >= 1, a
-      :class:`~pocket_parallel.tokens.TokenBudget` shared with other nodes, or None.
-      :class:`~pocket_parallel.announced.AnnouncedLimits` sizes both from a response's headers.
+      :class:`~pocket_parallel.limits.tokens.TokenBudget` shared with other nodes, or None.
+      :class:`~pocket_parallel.limits.announced.AnnouncedLimits` sizes both from a response's headers.
     - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
@@ -342,7 +334,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     - ``deadline``: seconds the whole batch may take; when they pass, what finished is kept,
       the items in flight are cancelled, and they and the items never started become
       :class:`~pocket_parallel.Failure` records whose error is a
-      :class:`~pocket_parallel.collect.DeadlineExceeded`. None: no deadline.
+      :class:`~pocket_parallel.outcomes.DeadlineExceeded`. None: no deadline.
     - ``journal``: a file path (or a :class:`~pocket_parallel.journal.Journal`): each
       item's result or failure is written to that SQLite file the moment it arrives, and a
       later run of the same node over the same items sends only the items not answered yet
@@ -356,7 +348,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       hands ``post_async`` a :class:`~pocket_parallel.Failure` (item, last error, attempts)
       in that item's place.
 
-    ``node.outcomes`` is an :class:`~pocket_parallel.collect.Outcomes` for the latest run,
+    ``node.outcomes`` is an :class:`~pocket_parallel.outcomes.Outcomes` for the latest run,
     filled in as items finish: after an error or a cancellation (``task.cancel()``, a
     kernel interrupt) it still holds every result that was finished. A cancelled run
     cancels every item in flight and leaves no task behind.

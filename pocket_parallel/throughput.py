@@ -14,12 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._validate import check_backoff, check_clock, check_int, check_real
+from ._validate import check_clock, check_int, check_real
+from .backends.workload import Workload, as_workload
 from .clock import Clock, is_virtual, run
 from .experiment import AskEach
-from .quota import Algorithm
-from .retry import Backoff
-from .workload import Workload, as_workload
+from .limits.retry import Backoff
+from .limits.settings import check_backoff
+from .service.quota import Algorithm
 
 _DEFAULT_BACKOFF = Backoff()
 _DEFAULT_ITEMS = 200
@@ -88,7 +89,7 @@ async def measure_throughput_async(
     **settings: Any,
 ) -> list[ThroughputPoint]:
     """:func:`measure_throughput` for code already inside an event loop (times on its clock)."""
-    values = _check_concurrency_values(concurrency)
+    values = check_concurrency_values(concurrency)
     chosen = as_workload(workload, **{"items": _DEFAULT_ITEMS, **settings} if workload is None else settings)
     max_retries = check_int("max_retries", max_retries, low=1, high=1_000)
     backoff = check_backoff(backoff)
@@ -155,7 +156,8 @@ def measure_throughput(
     )
 
 
-def _check_concurrency_values(concurrency: Iterable[int]) -> list[int]:
+def check_concurrency_values(concurrency: Iterable[int]) -> list[int]:
+    """The limits C a throughput curve is measured at: a non-empty list of integers >= 1."""
     if isinstance(concurrency, (str, bytes)) or not isinstance(concurrency, Iterable):
         raise TypeError(f"concurrency must be a list of integers >= 1, such as [1, 2, 4, 8, 16]; got {concurrency!r}")
     values = [check_int("concurrency", value, low=1, high=1_000_000) for value in concurrency]

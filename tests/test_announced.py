@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.announced import AnnouncedLimits
+from pocket_parallel.limits.announced import AnnouncedLimits
 from tests.support import AskNode, prompts
 
 

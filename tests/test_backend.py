@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pocket_parallel import (
-    SimulatedLLM,
-    call_llm,
-    call_llm_async,
-    get_default_llm,
-    run,
-    set_default_llm,
-)
+from pocket_parallel import SimulatedLLM, call_llm, call_llm_async, get_default_llm, run, set_default_llm
 
 
 def test_module_level_helpers_use_the_replaceable_default():
@@ -30,7 +23,7 @@ def test_module_level_helpers_use_the_replaceable_default():
 
 
 def test_any_async_callable_can_stand_behind_call_llm_async():
-    from pocket_parallel.backend import LLMBackend, is_backend
+    from pocket_parallel.backends.protocol import LLMBackend, is_backend
 
     async def shouting(prompt: str) -> str:
         return prompt.upper()

@@ -25,13 +25,13 @@ from benchmarks.explorer import (  # noqa: E402
     measure,
     moves,
     readme_bullet,
-    section,
     seconds_estimate,
+    section,
     table,
 )
 from benchmarks.plan import FULL, QUICK  # noqa: E402
 from benchmarks.run import Results, document, from_json, to_json  # noqa: E402
-from pocket_parallel.explorer_runs import CURVE_LIMITS  # noqa: E402
+from pocket_parallel.widgets.runs import CURVE_LIMITS  # noqa: E402
 
 
 def cell(n, control, times, load=0.5):

@@ -10,7 +10,7 @@ import PIL.Image
 import pytest
 from matplotlib.figure import Figure
 
-from pocket_parallel.blit import LayeredCanvas, Stamp, png_bytes, rgb_png
+from pocket_parallel.widgets.blit import LayeredCanvas, Stamp, png_bytes, rgb_png
 
 
 def _figure():

@@ -7,11 +7,7 @@ import time
 
 import pytest
 
-from pocket_parallel import (
-    SimulatedLLM,
-    VirtualDeadlockError,
-    run,
-)
+from pocket_parallel import SimulatedLLM, VirtualDeadlockError, run
 
 
 async def slept(seconds: float) -> float:

@@ -7,13 +7,9 @@ import asyncio
 
 import pytest
 
-from pocket_parallel import (
-    Failure,
-    SimulatedLLM,
-    TransientLLMError,
-    experiment,
-)
-from pocket_parallel.collect import Outcomes, gather_outcomes
+from pocket_parallel import Failure, SimulatedLLM, TransientLLMError, experiment
+from pocket_parallel.collect import gather_outcomes
+from pocket_parallel.outcomes import Outcomes
 from tests.support import prompts
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from pocket_parallel import run
 from pocket_parallel._engine import ItemFailed, Slot, run_batch
-from pocket_parallel.collect import DeadlineExceeded, Failure, Outcomes
+from pocket_parallel.outcomes import DeadlineExceeded, Failure, Outcomes
 
 
 def others() -> list[asyncio.Task]:

@@ -29,10 +29,13 @@ def pyproject_requirements() -> dict[str, str]:
     text = (ROOT / "pyproject.toml").read_text()
     if tomllib is not None:
         project = tomllib.loads(text)["project"]
-        listed = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
+        # The bench extra (make bench's contenders) is not part of the learner's install.
+        listed = project["dependencies"] + [r for name, group in project["optional-dependencies"].items()
+                                            if name != "bench" for r in group]
         listed.append(f"python{project['requires-python']}")
     else:
         project_table = text.split("[project]", 1)[1].split("\n[tool.", 1)[0]
+        project_table = re.sub(r"\nbench = \[.*?\]", "", project_table, flags=re.S)
         listed = re.findall(r'^\s*"([^"]+)",?\s*$', project_table, re.M) + [
             "python" + re.search(r'requires-python\s*=\s*"([^"]+)"', text).group(1)
         ]

@@ -7,8 +7,8 @@ import html
 import pytest
 
 from pocket_parallel import compare, explorer
-from pocket_parallel.explorer_controls import Controls, check_start, parse_typed, slider_step
-from pocket_parallel.explorer_widget import Explorer
+from pocket_parallel.widgets.controls import Controls, check_start, parse_typed, slider_step
+from pocket_parallel.widgets.explorer_widget import Explorer
 
 DEFAULT_RANGES = {"items_range": (1, 500), "concurrency_range": (1, 100), "latency_range": (0.05, 5.0),
                   "jitter_range": (0.0, 1.0), "failure_range": (0.0, 0.5)}

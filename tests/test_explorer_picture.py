@@ -11,7 +11,8 @@ import pytest
 from matplotlib.colors import to_hex
 
 from pocket_parallel import compare, sweep
-from pocket_parallel.explorer_picture import (
+from pocket_parallel.plots import PALETTE, call_bars, schedule_curve
+from pocket_parallel.widgets.picture import (
     DENSE_LIMITS,
     LOG_STEPS,
     TIME_STEPS,
@@ -20,7 +21,6 @@ from pocket_parallel.explorer_picture import (
     nice_ceiling,
     nice_floor,
 )
-from pocket_parallel.plots import PALETTE, call_bars, schedule_curve
 
 PNG = b"\x89PNG\r\n\x1a\n"
 UNEVEN = {"latency": 0.5, "jitter": 0.3, "seed": 1}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pocket_parallel import Workload, compare
-from pocket_parallel.explorer_runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
+from pocket_parallel.widgets.runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
 
 
 def key(items: int = 12, latency: float = 0.5, jitter: float = 0.3, seed: int = 1, retries: int = 3) -> RunKey:

@@ -12,10 +12,10 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from pocket_parallel import compare, explorer
-from pocket_parallel import explorer_runs
 from pocket_parallel.experiment import Comparison
-from pocket_parallel.explorer_runs import CURVE_LIMITS
-from pocket_parallel.explorer_widget import Explorer
+from pocket_parallel.widgets import runs as explorer_runs
+from pocket_parallel.widgets.explorer_widget import Explorer
+from pocket_parallel.widgets.runs import CURVE_LIMITS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -202,7 +202,7 @@ def test_a_cell_showing_it_stores_a_still_picture_beside_the_widget(small):
 def test_help_shows_the_explorers_parameters_and_what_it_returns():
     import inspect
 
-    from pocket_parallel.explorer_widget import Explorer, explorer
+    from pocket_parallel.widgets.explorer_widget import Explorer, explorer
 
     shown = inspect.signature(explorer)
     assert list(shown.parameters) == list(inspect.signature(Explorer).parameters)

@@ -190,7 +190,7 @@ def test_error_types_outside_builtins_keep_their_module(tmp_path):
     with Journal(tmp_path / "journal.sqlite", "test") as journal:
         journal.record_failure("k", TransientLLMError("Summarize: a", attempt=2), 2)
         failure = journal.failed(["k"])["k"]
-        assert failure.error_type == "pocket_parallel.llm.TransientLLMError"
+        assert failure.error_type == "pocket_parallel.backends.simulated.TransientLLMError"
         assert failure.message == "transient failure on attempt 2 for prompt 'Summarize: a'"
 
 

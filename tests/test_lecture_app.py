@@ -12,9 +12,9 @@ import PIL.Image
 import pytest
 
 from pocket_parallel import explorer
-from pocket_parallel.explorer_widget import Explorer
 from pocket_parallel.lecture import KneePanel, LectureApp, RacePanel, knee_panel, lecture_app, race_panel
 from pocket_parallel.lecture.style import PROJECTOR_CSS, projector_style
+from pocket_parallel.widgets.explorer_widget import Explorer
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_NOTEBOOK = ROOT / "present" / "lecture.ipynb"

@@ -8,14 +8,8 @@ import math
 
 import pytest
 
-from pocket_parallel import (
-    Backoff,
-    RateLimitError,
-    SimulatedLLM,
-    TransientLLMError,
-    run,
-)
-from pocket_parallel.ratelimit import busiest_window
+from pocket_parallel import Backoff, RateLimitError, SimulatedLLM, TransientLLMError, run
+from pocket_parallel.limits.ratelimit import busiest_window
 from tests.support import (
     AskNode,
     micro,
@@ -298,7 +292,7 @@ def test_rerunning_the_same_prompts_sends_the_same_workload():
 
 
 def test_an_overloaded_call_is_turned_away_at_once_and_counted_apart():
-    from pocket_parallel.llm import OverloadedError
+    from pocket_parallel.backends.simulated import OverloadedError
 
     llm = SimulatedLLM(latency=1.0, overload_rate=0.5, seed=1)
     prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if llm.model.overloaded(p))

@@ -40,6 +40,7 @@ from typing import Any
 
 import nbformat
 import pytest
+
 from tests.processes import kill, processes_using
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -567,7 +567,7 @@ def test_a_timeout_error_raised_inside_an_attempt_is_not_mistaken_for_ours():
 
 @pytest.mark.parametrize("collect", [True, False])
 def test_the_batch_deadline_keeps_finished_items_and_fails_the_rest(collect):
-    from pocket_parallel.collect import DeadlineExceeded
+    from pocket_parallel.outcomes import DeadlineExceeded
 
     llm = SimulatedLLM(latency=1.0, jitter=0.5, seed=2)
     items = prompts(30)
@@ -596,7 +596,7 @@ def test_the_batch_deadline_keeps_finished_items_and_fails_the_rest(collect):
 
 
 def test_a_flow_deadline_stops_its_sub_flows():
-    from pocket_parallel.collect import DeadlineExceeded
+    from pocket_parallel.outcomes import DeadlineExceeded
 
     llm = SimulatedLLM(latency=1.0)
     docs = [f"d{i}" for i in range(10)]

@@ -10,11 +10,11 @@ import pytest
 from pocketflow import AsyncFlow
 
 from pocket_parallel import Backoff, OpenAILLM, SimulatedLLM, call_llm, call_llm_async, run, set_default_llm
+from pocket_parallel.backends.openai_llm import Endpoint, environment_endpoint
 from pocket_parallel.experiment import AskEach
-from pocket_parallel.openai_llm import Endpoint, environment_endpoint
-from pocket_parallel.retry import retry_after_of
+from pocket_parallel.limits.retry import retry_after_of
 from pocket_parallel.server import LocalServer
-from pocket_parallel.workload import ServiceModel
+from pocket_parallel.service.model import ServiceModel
 from tests.http_support import NO_LEAKED_RESOURCES, nothing_left_behind
 from tests.support import prompts
 

@@ -16,17 +16,17 @@ from pocket_parallel.experiment import makespan_lower_bound, semaphore_makespan
 from pocket_parallel.plots import (
     PALETTE,
     CourseFigure,
-    Overview,
     bound_curve,
     call_bars,
     makespan_vs_concurrency,
-    overview,
     race_timelines,
     schedule_curve,
     speedup_vs_items,
     timeline,
 )
 from pocket_parallel.trace import CallRecord
+from pocket_parallel.widgets import ExplorerPicture as Overview
+from pocket_parallel.widgets import overview
 
 matplotlib.use("Agg")
 
@@ -340,7 +340,7 @@ def _slots_by_scanning(trace):
 def test_rows_are_the_lowest_free_at_each_start(seed):
     import random
 
-    from pocket_parallel.plots import _slots
+    from pocket_parallel.plots.timelines import _slots
 
     pick = random.Random(seed)
     trace = []

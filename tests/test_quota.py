@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from pocket_parallel.quota import Quota, Refusal, duration_text, parse_duration
+from pocket_parallel.limits.announced import parse_duration
+from pocket_parallel.service.quota import Quota, Refusal, duration_text
 
 
 def admitted_at(quota: Quota, times: list[float], tokens: int = 0) -> list[float]:

@@ -9,12 +9,8 @@ import math
 import pytest
 from aiolimiter import AsyncLimiter
 
-from pocket_parallel import (
-    RateLimiter,
-    SimulatedLLM,
-    run,
-)
-from pocket_parallel.ratelimit import busiest_window
+from pocket_parallel import RateLimiter, SimulatedLLM, run
+from pocket_parallel.limits.ratelimit import busiest_window
 from tests.support import (
     AskNode,
     micro,
@@ -83,7 +79,7 @@ def test_bad_limiter_arguments_name_the_parameter(call, name):
 
 
 def test_busiest_window_can_count_refused_requests_too():
-    from pocket_parallel.ratelimit import busiest_window
+    from pocket_parallel.limits.ratelimit import busiest_window
     from pocket_parallel.trace import CallRecord
 
     trace = [CallRecord(f"p{i}", 1, float(i), float(i), "rate_limited" if i % 2 else "ok") for i in range(10)]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.tokens import TokenBudget
+from pocket_parallel.limits.tokens import TokenBudget
 
 
 def test_a_full_minute_passes_at_once_then_tokens_refill_continuously():

@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pocket_parallel
-from pocket_parallel import explorer_runs, explorer_widget, widgets
+from pocket_parallel import widgets
+from pocket_parallel.widgets import explorer_widget
+from pocket_parallel.widgets import runs as explorer_runs
 
 
 def test_widgets_re_exports_the_explorer():

@@ -9,11 +9,8 @@ import random
 
 import pytest
 
-from pocket_parallel import (
-    SimulatedLLM,
-    run,
-)
-from pocket_parallel.workload import AttemptNumbers, estimate_tokens
+from pocket_parallel import SimulatedLLM, run
+from pocket_parallel.service.model import AttemptNumbers, estimate_tokens
 
 
 def test_tokens_are_estimated_at_four_characters_each():
@@ -74,7 +71,7 @@ def test_answers_show_their_input():
 
 
 def test_faults_are_seeded_per_prompt_and_attempt_and_independent_of_latency():
-    from pocket_parallel.workload import ServiceModel
+    from pocket_parallel.service.model import ServiceModel
 
     model = ServiceModel(latency=1.0, jitter=0.3, seed=4, failure_rate=0.2, stall_rate=0.1, overload_rate=0.1)
     prompts_ = [f"Summarize: doc {i}" for i in range(4000)]
@@ -91,7 +88,7 @@ def test_faults_are_seeded_per_prompt_and_attempt_and_independent_of_latency():
 
 def test_a_workload_makes_its_prompts_and_its_llm():
     from pocket_parallel import Workload
-    from pocket_parallel.workload import as_workload
+    from pocket_parallel.backends.workload import as_workload
 
     workload = Workload(items=3, latency=0.5, jitter=0.2, failure_rate=0.1, seed=9)
     assert workload.prompts() == [f"Summarize: document {i} of 3" for i in (1, 2, 3)]
@@ -118,7 +115,7 @@ def test_bad_workloads_are_named(kwargs, name):
 
 
 def test_failure_and_overload_rates_together_must_leave_room_to_succeed():
-    from pocket_parallel.workload import ServiceModel
+    from pocket_parallel.service.model import ServiceModel
 
     with pytest.raises(ValueError, match="failure_rate \\+ overload_rate"):
         ServiceModel(failure_rate=0.6, overload_rate=0.4)

@@ -29,7 +29,7 @@ Exercise   Check                                 What it asks for
 """
 
 from ._feedback import CheckResult
-from .faults import FAILURE_RATE, SERVICE_LIMITS, check_safe_summarizer
+from .faults import FAILURE_RATE, SERVICE_LIMITS, check_safe_summarizer, exercise_service
 from .flows import check_safe_flow
 from .io_cpu import check_blocking_io, check_cpu_work, crunch, page_of
 from .makespan import check_makespan_prediction
@@ -47,5 +47,6 @@ __all__ = [
     "check_safe_flow",
     "check_safe_summarizer",
     "crunch",
+    "exercise_service",
     "page_of",
 ]

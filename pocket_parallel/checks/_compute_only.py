@@ -39,7 +39,8 @@ from typing import Any
 
 import pocketflow
 
-from .. import SimulatedLLM, run
+from ..backends.simulated import SimulatedLLM
+from ..clock import run
 from ..experiment import semaphore_makespan
 
 #: Real seconds the function may compute before the check stops it (arithmetic takes microseconds).

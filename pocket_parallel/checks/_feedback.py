@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._validate import check_int
-from ..backend import set_default_llm
+from ..backends.protocol import set_default_llm
+from ..backends.simulated import SimulatedLLM
 from ..clock import Clock, VirtualDeadlockError, run
-from ..llm import SimulatedLLM
 from ._display import markdown, plain_text, sentence_case
 from ._quiet import quiet
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..llm import RateLimitError, SimulatedLLM
+from ..backends.simulated import RateLimitError, SimulatedLLM
 
 
 class BlockingCallInAsyncCode(RuntimeError):

@@ -31,10 +31,10 @@ from typing import Any
 
 from pocketflow import AsyncFlow, AsyncNode
 
-from ..collect import DeadlineExceeded
-from ..llm import LLMError, RateLimitError
+from ..backends.simulated import LLMError, RateLimitError
 from ..nodes import AttemptTimeout
-from ..workload import estimate_tokens
+from ..outcomes import DeadlineExceeded
+from ..service.model import estimate_tokens
 from ._feedback import (
     CheckResult,
     Fail,
@@ -82,7 +82,7 @@ class ExerciseService(CheckLLM):
         return (attempt == 1 and prompt in self.hangs) or super().stalls(prompt, attempt)
 
 
-def service(
+def exercise_service(
     seed: int = 0, broken: tuple[str, ...] = (), hangs: tuple[str, ...] = (), slowest: tuple[str, ...] = ()
 ) -> ExerciseService:
     """The exercise's service: calls of about 1 s (at most 3 s), 20 % transient failures, and
@@ -143,7 +143,7 @@ def _batch(rng: random.Random, kind: str) -> _Batch:
     hanging, slow = rng.sample(healthy, 2)  # one call hangs once; one document is always the slowest
     hangs, slowest = (f"Summarize: {hanging}",), (f"Summarize: {slow}",)
     while True:  # a seed whose worst healthy document needs exactly LONGEST_RUN_OF_FAILURES + 1 attempts
-        llm = service(rng.randrange(2**31), tuple(f"Summarize: {doc}" for doc in broken), hangs, slowest)
+        llm = exercise_service(rng.randrange(2**31), tuple(f"Summarize: {doc}" for doc in broken), hangs, slowest)
         if max(_attempts_needed(llm, f"Summarize: {doc}") for doc in healthy) == LONGEST_RUN_OF_FAILURES + 1:
             return _Batch(kind, docs, frozenset(broken), llm)
 

@@ -24,21 +24,10 @@ from numbers import Real
 from typing import Any
 
 from ..clock import run
-from ..experiment import AskEach, makespan_lower_bound
+from ..experiment import AskEach, makespan_lower_bound, semaphore_makespan
 from . import _compute_only
 from ._compute_only import RanSomething, TooSlow, call_computing_only
-from ._feedback import (
-    CheckResult,
-    Fail,
-    NotAttempted,
-    describe,
-    not_attempted_in,
-    plural,
-    run_check,
-    sec,
-    stub_hint,
-)
-from ..experiment import semaphore_makespan
+from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, plural, run_check, sec, stub_hint
 from ._service import CheckLLM, latencies, rounds_schedule
 
 Case = tuple[list[float], "int | None"]

@@ -9,26 +9,10 @@ from typing import Any
 
 from pocketflow import AsyncFlow, AsyncNode
 
+from ..backends.simulated import TransientLLMError
 from ..experiment import semaphore_makespan
-from ..llm import TransientLLMError
-from ._feedback import (
-    CheckResult,
-    Fail,
-    build,
-    clip,
-    plural,
-    run_check,
-    run_student,
-    sec,
-)
-from ._service import (
-    LANGUAGES,
-    CheckLLM,
-    documents_with_distinct_summaries,
-    latencies,
-    rounds_schedule,
-    sentence,
-)
+from ._feedback import CheckResult, Fail, build, clip, plural, run_check, run_student, sec
+from ._service import LANGUAGES, CheckLLM, documents_with_distinct_summaries, latencies, rounds_schedule, sentence
 
 _TOLERANCE = 1e-6  # seconds: the virtual clock ticks in microseconds
 

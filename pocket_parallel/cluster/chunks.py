@@ -16,9 +16,10 @@ from contextlib import AbstractAsyncContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..collect import Failure
-from ..journal import Journal, _error_type
+from .._format import error_type_name
+from ..journal import Journal
 from ..nodes import BoundedParallelBatchNode
+from ..outcomes import Failure
 
 #: How the calls of a run are capped across the cluster:
 #:
@@ -50,7 +51,7 @@ class RemoteError(Exception):
         """The carried form of ``error``."""
         if isinstance(error, RemoteError):
             return error
-        return cls(_error_type(error), str(error))
+        return cls(error_type_name(error), str(error))
 
 
 @dataclass(frozen=True)

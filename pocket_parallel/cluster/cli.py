@@ -13,45 +13,13 @@ import argparse
 import asyncio
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any, TextIO
 
+from .. import _arguments as arg
 from .chunks import CAP_MODES
 from .runner import DEFAULT_LEASE_TIMEOUT, MAX_LOCAL_WORKERS
-
-
-def _integer_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``, refused with the range named."""
-
-    def integer(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}")
-        return value
-
-    return integer
-
-
-_positive_int = _integer_at_least(1)
-_count = _integer_at_least(0)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0; got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 3600):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 3600]; got {text!r}")
-    return value
-
-
-def _limit(text: str) -> int | None:
-    return None if text.strip().lower() == "none" else _positive_int(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,23 +30,23 @@ def parser() -> argparse.ArgumentParser:
                     "worker, and print what the server counted.",
     )
     add = p.add_argument
-    add("--workers", type=_positive_int, default=None,
+    add("--workers", type=arg.integer("--workers", low=1, high=MAX_LOCAL_WORKERS), default=None,
         help=f"worker processes of a local cluster, 1-{MAX_LOCAL_WORKERS} (default 2)")
     add("--scheduler", default=None, help="address of a running Dask scheduler to use instead (tcp://host:8786)")
-    add("--items", type=_positive_int, default=200, help="how many calls (default 200)")
-    add("--max-in-flight", type=_limit, default=16, help="calls in flight across the cluster, or none (default 16)")
-    add("--max-per-minute", type=_limit, default=None, help="requests per minute across the cluster, >= 2, or none")
-    add("--latency", type=_seconds, default=None,
+    add("--items", type=arg.items(), default=200, help=f"how many calls, 1-{arg.MAX_ITEMS:,} (default 200)")
+    add("--max-in-flight", type=arg.limit("--max-in-flight", high=arg.MAX_IN_FLIGHT), default=16, help="calls in flight across the cluster, or none (default 16)")
+    add("--max-per-minute", type=arg.limit("--max-per-minute", low=2), default=None, help="requests per minute across the cluster, >= 2, or none")
+    add("--latency", type=arg.latency(), default=None,
         help="seconds per call of the local server (default 0.05); with --server, read from it")
     add("--server", default=None, help="URL of a running pocket-parallel server (default: start one here)")
     add("--cap", choices=CAP_MODES, default="cluster",
         help="how the cap is held: cluster (default), or a reference: per_worker, static_split, dask_semaphore, none")
-    add("--client-work", type=_count, default=0, help="rounds of token counting per answer (client CPU; default 0)")
-    add("--chunk-size", type=_positive_int, default=None, help="items per Dask task (default: four chunks per worker)")
-    add("--lease-timeout", type=_seconds, default=DEFAULT_LEASE_TIMEOUT,
+    add("--client-work", type=arg.integer("--client-work", low=0, high=100_000), default=0, help="rounds of token counting per answer (client CPU; default 0)")
+    add("--chunk-size", type=arg.integer("--chunk-size", low=1, high=arg.MAX_ITEMS), default=None, help="items per Dask task (default: four chunks per worker)")
+    add("--lease-timeout", type=arg.seconds("--lease-timeout", low=1.0, high=3600.0), default=DEFAULT_LEASE_TIMEOUT,
         help=f"seconds a silent worker keeps its leases (default {DEFAULT_LEASE_TIMEOUT:g})")
-    add("--kill-worker-after", type=_count, default=None, help="kill one worker once this many items are answered")
-    add("--timeout", type=_seconds, default=None, help="seconds the batch may take (default: no limit)")
+    add("--kill-worker-after", type=arg.integer("--kill-worker-after", low=0, high=arg.MAX_ITEMS), default=None, help="kill one worker once this many items are answered")
+    add("--timeout", type=arg.seconds("--timeout"), default=None, help="seconds the batch may take (default: no limit)")
     return p
 
 
@@ -88,12 +56,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = p.parse_args(argv)
     if args.workers is not None and args.scheduler is not None:
         p.error("give --workers (start a local cluster) or --scheduler (use a running one), not both")
-    if args.workers is not None and args.workers > MAX_LOCAL_WORKERS:
-        p.error(f"--workers must be an integer in [1, {MAX_LOCAL_WORKERS}]; got {args.workers}")
     if args.cap != "cluster" and args.cap != "none" and args.max_in_flight is None:
         p.error(f"--cap {args.cap} needs --max-in-flight")
-    if args.max_per_minute is not None and args.max_per_minute < 2:
-        p.error(f"--max-per-minute must be an integer >= 2 or none; got {args.max_per_minute}")
     if args.kill_worker_after is not None and args.scheduler is not None:
         p.error("--kill-worker-after kills a local worker process: not with --scheduler")
     if args.server is not None and not args.server.startswith(("http://", "https://")):

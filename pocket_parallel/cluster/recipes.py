@@ -3,7 +3,7 @@
 A node cannot travel to a worker as it is: its LLM backend holds connections and locks that
 belong to one process. So a run sends a *recipe*, a callable with plain settings that builds
 the node where it runs. :class:`AskOverHTTP` is the ready-made one: each prompt sent to an
-OpenAI-compatible endpoint through :class:`~pocket_parallel.openai_llm.OpenAILLM`. Any
+OpenAI-compatible endpoint through :class:`~pocket_parallel.backends.openai_llm.OpenAILLM`. Any
 picklable zero-argument callable (a module-level function or class) that returns a
 :class:`~pocket_parallel.BoundedParallelBatchNode` works as a recipe.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_int, check_real, check_url
+from ..backends.openai_llm import LOCAL_MODEL, OpenAILLM
 from ..experiment import AskEach
-from ..openai_llm import LOCAL_MODEL, OpenAILLM
-from ..retry import Backoff
+from ..limits.retry import Backoff
 from .client_work import count_tokens_slowly
 
 _llms: dict[tuple[str, str], OpenAILLM] = {}

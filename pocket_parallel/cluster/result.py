@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..collect import Failure, Outcomes
+from ..outcomes import Failure, Outcomes
 from .chunks import CapMode, ChunkReport
 
 
@@ -13,7 +13,7 @@ from .chunks import CapMode, ChunkReport
 class ClusterRun:
     """One batch run on a cluster.
 
-    - ``outcomes``: an :class:`~pocket_parallel.collect.Outcomes` with every item ``ok`` (its
+    - ``outcomes``: an :class:`~pocket_parallel.outcomes.Outcomes` with every item ``ok`` (its
       answer) or ``failed`` (a :class:`~pocket_parallel.Failure`), in input order;
     - ``seconds``: wall time of the batch phase (chunks submitted until the last came back;
       the cluster was already up);

@@ -28,10 +28,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .._validate import check_bool, check_choice, check_int, check_iterable, check_limit, check_optional_seconds, check_real
-from ..collect import Failure, Outcomes
+from .._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_iterable,
+    check_limit,
+    check_optional_seconds,
+    check_real,
+)
 from ..journal import Journal
 from ..nodes import BoundedParallelBatchNode
+from ..outcomes import Failure, Outcomes
 from .chunks import CAP_MODES, CapMode, ChunkPlan, ChunkReport, RemoteError, run_chunk
 from .result import ClusterRun
 

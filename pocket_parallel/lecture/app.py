@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ..explorer_widget import Explorer
+from ..widgets.explorer_widget import Explorer
 from .knee_panel import KneePanel, knee_panel
 from .race_panel import RacePanel, race_panel
 from .style import projector_style

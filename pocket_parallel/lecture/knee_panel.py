@@ -14,10 +14,9 @@ from collections.abc import Sequence
 import ipywidgets as widgets
 import matplotlib
 
-from .. import _format
 from .._validate import check_int, check_real
-from ..plots import _new_figure, plot_throughput
-from ..throughput import ThroughputPoint, _check_concurrency_values, find_knee, measure_throughput
+from ..plots import new_figure, plot_throughput
+from ..throughput import ThroughputPoint, check_concurrency_values, find_knee, measure_throughput
 from .style import FIGURE_RC, figure_png
 
 #: The client concurrencies measured for each server limit.
@@ -50,7 +49,7 @@ class KneePanel(widgets.VBox):
     def __init__(self, server_limit: int, items: int, latency: float, concurrency: Sequence[int]) -> None:
         self._items = check_int("items", items, low=1, high=2_000)
         self._latency = check_real("latency", latency, low=0.0, high=60.0, low_open=True)
-        self._concurrency = _check_concurrency_values(concurrency)
+        self._concurrency = check_concurrency_values(concurrency)
         limit = check_int("server_limit", server_limit, low=LIMIT_RANGE[0], high=LIMIT_RANGE[1])
         self.limit = widgets.IntSlider(limit, min=LIMIT_RANGE[0], max=LIMIT_RANGE[1],
                                        description="server limit", continuous_update=False)
@@ -83,7 +82,7 @@ class KneePanel(widgets.VBox):
     @staticmethod
     def _draw(points: list[ThroughputPoint]) -> bytes:
         with matplotlib.rc_context(FIGURE_RC):
-            figure = _new_figure((12.0, 4.8))
+            figure = new_figure((12.0, 4.8))
             plot_throughput(points, ax=figure.add_subplot())
             return figure_png(figure)
 

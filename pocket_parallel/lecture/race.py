@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pocketflow import AsyncFlow
 
 from .._validate import check_int, check_limit, check_real
+from ..backends.simulated import SimulatedLLM
+from ..backends.workload import Workload
 from ..clock import is_virtual
-from ..experiment import AskEach, Comparison, _comparison, _SequentialAsk, _Timed, _timed_run
-from ..llm import SimulatedLLM
-from ..workload import Workload
+from ..experiment import AskEach, Comparison, SequentialAsk, TimedRun, comparison_of, timed_run
 
 #: Widest settings a live race accepts: beyond them the audience waits too long.
 ITEMS_RANGE = (1, 50)
@@ -94,16 +94,16 @@ class Race:
         self.started = True
         settings, workload = self.settings, self.settings.workload
         prompts = workload.prompts()
-        sequential = AsyncFlow(start=_SequentialAsk(self.sequential_llm, self.MAX_RETRIES))
+        sequential = AsyncFlow(start=SequentialAsk(self.sequential_llm, self.MAX_RETRIES))
         parallel = AsyncFlow(start=AskEach(self.parallel_llm, max_retries=self.MAX_RETRIES,
                                            max_concurrency=settings.max_concurrency, collect_failures=True))
 
-        async def side(name: str, flow: AsyncFlow, llm: SimulatedLLM) -> _Timed:
-            timed = await _timed_run(flow, prompts, llm)
+        async def side(name: str, flow: AsyncFlow, llm: SimulatedLLM) -> TimedRun:
+            timed = await timed_run(flow, prompts, llm)
             self.finished[name] = timed.seconds
             return timed
 
         seq, par = await asyncio.gather(side("sequential", sequential, self.sequential_llm),
                                         side("parallel", parallel, self.parallel_llm))
-        return _comparison(workload, settings.max_concurrency, self.MAX_RETRIES, seq.seconds, tuple(seq.trace), par,
+        return comparison_of(workload, settings.max_concurrency, self.MAX_RETRIES, seq.seconds, tuple(seq.trace), par,
                            prompts)

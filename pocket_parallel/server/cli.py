@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..quota import ALGORITHMS
+from .. import _arguments as arg
+from ..service.quota import ALGORITHMS
 from .local import LocalServer
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
 
@@ -27,16 +28,6 @@ FLAGS = {
 }
 
 
-def _limit(text: str) -> int | None:
-    """A limit flag's value: an integer, or ``none``."""
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'none'; got {text!r}") from None
-
-
 def parser() -> argparse.ArgumentParser:
     """The argument parser, with every limit and fault as a flag."""
     p = argparse.ArgumentParser(
@@ -46,16 +37,16 @@ def parser() -> argparse.ArgumentParser:
     )
     add = p.add_argument
     add("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}: this machine only)")
-    add("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")
-    add("--latency", type=float, default=0.5, help="mean seconds per call, > 0 (default 0.5)")
-    add("--jitter", type=float, default=0.0, help="spread of the latency (coefficient of variation), in [0, 3]")
-    add("--seed", type=int, default=0, help="seed of every latency, fault and answer, >= 0 (default 0)")
-    add("--failure-rate", type=float, default=0.0, help="share of calls failing with a 500 or 503 after their latency, in [0, 1)")
-    add("--stall-rate", type=float, default=0.0, help="share of calls accepted and never answered, in [0, 1)")
-    add("--overload-rate", type=float, default=0.0, help="share of calls turned away at once with a 529, in [0, 1)")
-    add("--max-concurrent", type=_limit, default=None, help="most calls in flight, or none (default none)")
-    add("--rpm", type=_limit, default=None, help="requests per minute, or none (default none)")
-    add("--tpm", type=_limit, default=None, help="tokens per minute (prompt plus answer), or none (default none)")
+    add("--port", type=arg.port(), default=8000, help="port to listen on; 0 picks a free one (default 8000)")
+    add("--latency", type=arg.latency(), default=0.5, help="mean seconds per call, 0.000001-86400 (default 0.5)")
+    add("--jitter", type=arg.number("--jitter", low=0.0, high=3.0), default=0.0, help="spread of the latency (coefficient of variation), in [0, 3]")
+    add("--seed", type=arg.seed(), default=0, help="seed of every latency, fault and answer, >= 0 (default 0)")
+    add("--failure-rate", type=arg.probability("--failure-rate"), default=0.0, help="share of calls failing with a 500 or 503 after their latency, in [0, 1)")
+    add("--stall-rate", type=arg.probability("--stall-rate"), default=0.0, help="share of calls accepted and never answered, in [0, 1)")
+    add("--overload-rate", type=arg.probability("--overload-rate"), default=0.0, help="share of calls turned away at once with a 529, in [0, 1)")
+    add("--max-concurrent", type=arg.limit("--max-concurrent", high=arg.MAX_IN_FLIGHT), default=None, help="most calls in flight, or none (default none)")
+    add("--rpm", type=arg.limit("--rpm"), default=None, help="requests per minute, or none (default none)")
+    add("--tpm", type=arg.limit("--tpm"), default=None, help="tokens per minute (prompt plus answer), or none (default none)")
     add("--algorithm", choices=ALGORITHMS, default="token_bucket",
         help="how per-minute limits are counted (default token_bucket, refilled continuously)")
     add("--model", default=DEFAULT_MODEL, help=f"model name the server answers as (default {DEFAULT_MODEL})")

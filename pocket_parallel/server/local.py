@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from ..quota import Algorithm
+from ..service.quota import Algorithm
 from .app import SERVICE, cancel_active, make_app
 from .service import ChatService
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings

@@ -6,7 +6,7 @@ over HTTP:
 
 1. number the attempt (a request right after a failed one with the same prompt is its retry);
 2. turn it away at once as overloaded (529) if the model says so;
-3. ask the :class:`~pocket_parallel.quota.Quota` to admit it, or refuse it at once (429);
+3. ask the :class:`~pocket_parallel.service.quota.Quota` to admit it, or refuse it at once (429);
 4. stall for good if the model says so, else wait its latency;
 5. fail with a 500 or 503 if the model says so, else answer.
 
@@ -20,8 +20,8 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from ..quota import Refusal
-from ..workload import CHARS_PER_TOKEN, AttemptNumbers, estimate_tokens
+from ..service.model import CHARS_PER_TOKEN, AttemptNumbers, estimate_tokens
+from ..service.quota import Refusal
 from .chat_request import ChatRequest
 from .errors import ApiError
 from .settings import ServerSettings

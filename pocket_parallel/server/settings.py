@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._validate import check_int
-from ..quota import Algorithm, Quota
-from ..workload import ServiceModel
+from ..service.model import ServiceModel
+from ..service.quota import Algorithm, Quota
 
 #: The model name the server answers as, unless told otherwise.
 DEFAULT_MODEL = "pocket-parallel-sim"
@@ -18,9 +18,9 @@ class ServerSettings:
     """Everything a :class:`~pocket_parallel.server.LocalServer` simulates, checked when made.
 
     ``latency``, ``jitter``, ``seed``, ``failure_rate``, ``stall_rate`` and ``overload_rate``
-    are those of :class:`~pocket_parallel.workload.ServiceModel`; ``max_concurrent``,
+    are those of :class:`~pocket_parallel.service.model.ServiceModel`; ``max_concurrent``,
     ``requests_per_minute``, ``tokens_per_minute`` and ``algorithm`` those of
-    :class:`~pocket_parallel.quota.Quota` (per-minute limits are a token bucket by default).
+    :class:`~pocket_parallel.service.quota.Quota` (per-minute limits are a token bucket by default).
     ``host`` is the address to listen on (loopback unless told otherwise), ``port`` the
     port (0 picks a free one), ``model`` the name the server answers as.
     """
@@ -53,7 +53,7 @@ class ServerSettings:
         return ServiceModel(self.latency, self.jitter, self.seed, self.failure_rate, self.stall_rate, self.overload_rate)
 
     def quota(self) -> Quota:
-        """A fresh :class:`~pocket_parallel.quota.Quota` enforcing these limits."""
+        """A fresh :class:`~pocket_parallel.service.quota.Quota` enforcing these limits."""
         return Quota(
             max_concurrent=self.max_concurrent,
             requests_per_minute=self.requests_per_minute,

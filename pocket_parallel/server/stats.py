@@ -19,7 +19,7 @@ class ServerStats:
       that ended unanswered because the client went away or the server stopped (stalls
       included).
     - ``retries``: requests that were a retry of the one before with the same prompt
-      (attempt 2 or more, numbered as :class:`~pocket_parallel.workload.AttemptNumbers` does).
+      (attempt 2 or more, numbered as :class:`~pocket_parallel.service.model.AttemptNumbers` does).
     - ``in_flight`` and ``peak_in_flight``: admitted requests not yet ended, now and at most.
     - ``prompt_tokens``: the prompts of every admitted request (the service read them, whatever
       became of the request: a retry sends its prompt again); ``completion_tokens``: every

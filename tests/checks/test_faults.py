@@ -16,8 +16,8 @@ from pocketflow import AsyncNode, AsyncParallelBatchNode
 
 from pocket_parallel import Backoff, BoundedParallelBatchNode, Failure, call_llm_async
 from pocket_parallel.checks import SERVICE_LIMITS, check_safe_summarizer
-from pocket_parallel.checks.faults import ANSWER_TOKENS, LONGEST_RUN_OF_FAILURES, MAX_LATENCY, _batch, _attempts_needed
-from pocket_parallel.workload import estimate_tokens
+from pocket_parallel.checks.faults import ANSWER_TOKENS, LONGEST_RUN_OF_FAILURES, MAX_LATENCY, _attempts_needed, _batch
+from pocket_parallel.service.model import estimate_tokens
 
 from .notebook_code import (
     EX5,
@@ -272,8 +272,8 @@ def test_every_batch_has_a_hang_a_slowest_answer_a_broken_document_and_a_worst_c
 
 
 def test_the_service_announces_its_limits_in_headers():
-    from pocket_parallel.announced import AnnouncedLimits
-    from pocket_parallel.checks.faults import service
+    from pocket_parallel.checks import exercise_service as service
+    from pocket_parallel.limits.announced import AnnouncedLimits
 
     limits = AnnouncedLimits.from_headers(service().rate_limit_headers(0.0))
     assert (limits.requests_per_minute, limits.tokens_per_minute) == (REQUESTS, TOKENS)

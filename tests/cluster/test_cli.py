@@ -12,15 +12,15 @@ from pocket_parallel.cluster.cli import main
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--items", "0"], "--items: must be an integer >= 1"),
-    (["--items", "ten"], "--items: must be an integer >= 1"),
-    (["--max-in-flight", "0"], "--max-in-flight: must be an integer >= 1"),
-    (["--latency", "-1"], "--latency: must be a number of seconds in (0, 3600]"),
+    (["--items", "0"], "--items: must be an integer in [1, 1,000,000]"),
+    (["--items", "ten"], "--items: must be an integer in [1, 1,000,000]"),
+    (["--max-in-flight", "0"], "--max-in-flight: must be an integer in [1, 100,000], or 'none'"),
+    (["--latency", "-1"], "--latency: must be a number of seconds in [1e-06, 86400]"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
-    (["--workers", "65"], "--workers must be an integer in [1, 64]"),
+    (["--workers", "65"], "--workers: must be an integer in [1, 64]"),
     (["--cap", "global"], "--cap: invalid choice"),
     (["--cap", "static_split", "--max-in-flight", "none"], "--cap static_split needs --max-in-flight"),
-    (["--max-per-minute", "1"], "--max-per-minute must be an integer >= 2"),
+    (["--max-per-minute", "1"], "--max-per-minute: must be an integer in [2, 1,000,000,000]"),
     (["--server", "127.0.0.1:8000"], "--server must be an http:// URL"),
     (["--kill-worker-after", "5", "--scheduler", "tcp://127.0.0.1:8786"], "not with --scheduler"),
 ])

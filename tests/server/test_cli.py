@@ -56,4 +56,4 @@ def test_bad_flags_print_the_usage_and_exit_2(flags, named, capsys):
 def test_a_bad_flag_exits_2_from_a_real_process_too():
     done = subprocess.run(COMMAND + ["--tpm", "-5"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("usage: ") and "--tpm must be an integer >= 1" in done.stderr
+    assert done.stderr.startswith("usage: ") and "--tpm: must be an integer in [1, 1,000,000,000]" in done.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from pocket_parallel import run
 from pocket_parallel.server import LocalServer
-from pocket_parallel.workload import ServiceModel
+from pocket_parallel.service.model import ServiceModel
 from tests.http_support import NO_LEAKED_RESOURCES, chat_body, nothing_left_behind
 
 pytestmark = NO_LEAKED_RESOURCES

@@ -12,7 +12,7 @@ from pocket_parallel.server.chat_request import ChatRequest
 from pocket_parallel.server.errors import ApiError
 from pocket_parallel.server.service import ChatService
 from pocket_parallel.server.settings import ServerSettings
-from pocket_parallel.workload import ServiceModel, estimate_tokens
+from pocket_parallel.service.model import ServiceModel, estimate_tokens
 
 
 def _ask(service: ChatService, prompt: str, **options) -> object:

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 from aiolimiter import AsyncLimiter
 
-from ._validate import check_bool, check_int, check_real
-from .trace import CallRecord
+from .._validate import check_bool, check_int, check_real
+from ..trace import CallRecord
 
 
 class _DustFreeLimiter(AsyncLimiter):

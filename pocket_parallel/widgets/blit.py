@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from ._validate import check_int
+from .._validate import check_int
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The explorer's picture: makespan against C beside both timelines, one figure updated in place.
 
 The figure, its axes and every artist are made once; :meth:`ExplorerPicture.update` changes
-their data and redraws by layers (:class:`~pocket_parallel.blit.LayeredCanvas`), each drawn
+their data and redraws by layers (:class:`~pocket_parallel.widgets.blit.LayeredCanvas`), each drawn
 only when something in it changed:
 
 - the static parts: frames, ticks, tick labels, axis labels and grids. Their axis limits are
@@ -14,7 +14,7 @@ only when something in it changed:
 A change of C draws only the last layer; a new workload draws the last two. Most of a
 redraw's time would go to text, so what looks the same wherever it goes (a tick label on the
 white margin, the "parallel done" label in its opaque box, the opaque legends, which name no
-number) is a :class:`~pocket_parallel.blit.Stamp`: drawn once, then pasted. Each timeline is
+number) is a :class:`~pocket_parallel.widgets.blit.Stamp`: drawn once, then pasted. Each timeline is
 one collection of bars, coloured by kind of call. It shows what
 :func:`~pocket_parallel.plots.makespan_vs_concurrency` and
 :func:`~pocket_parallel.plots.race_timelines` show, side by side.
@@ -32,33 +32,25 @@ import PIL.Image
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.markers import TICKLEFT, TICKRIGHT
 from matplotlib.patches import Patch
 from matplotlib.transforms import ScaledTranslation
 
-from . import _format
-from .blit import Drawable, LayeredCanvas, Stamp, png_bytes
-from .experiment import Comparison
-from .plots import (
-    _INK,
-    PALETTE,
+from .. import _format
+from ..experiment import Comparison, check_comparison
+from ..plots.curves import bound_curve, curve_title, schedule_curve, setup_curve_axes
+from ..plots.style import INK, PALETTE, CourseFigure, PlainLogLocator, course_style, new_figure
+from ..plots.timelines import (
     Bars,
     CallBars,
-    CourseFigure,
-    _check_comparison,
-    _new_figure,
-    _PlainLogLocator,
-    _setup_curve_axes,
-    _setup_race_axes,
-    bound_curve,
-    course_style,
-    curve_title,
     kind_color,
     kind_label,
     parallel_title,
-    schedule_curve,
     sequential_title,
+    setup_race_axes,
 )
+from .blit import Drawable, LayeredCanvas, Stamp, png_bytes
 
 #: Steps the curve's log axes are rounded out to: 1, 2, 5, 10, 20...
 LOG_STEPS: tuple[float, ...] = (1.0, 2.0, 5.0)
@@ -130,15 +122,15 @@ class ExplorerPicture:
 
     def __init__(self, size: tuple[float, float] = (11.0, 4.4), dpi: float = 80) -> None:
         with course_style():
-            figure = _new_figure(size, layout=None)
+            figure = new_figure(size, layout=None)
             figure.set_dpi(dpi)
             grid = figure.add_gridspec(2, 2, width_ratios=[1, 1.3], height_ratios=[1, 2.6], left=0.06,
                                        right=0.99, bottom=0.11, top=0.93, wspace=0.28, hspace=0.4)
             self.curve_ax = figure.add_subplot(grid[:, 0])
             self.seq_ax = figure.add_subplot(grid[0, 1])
             self.par_ax = figure.add_subplot(grid[1, 1], sharex=self.seq_ax)
-            _setup_curve_axes(self.curve_ax, speed_axis=False)
-            _setup_race_axes(self.seq_ax, self.par_ax)
+            setup_curve_axes(self.curve_ax, speed_axis=False)
+            setup_race_axes(self.seq_ax, self.par_ax)
             self.figure: CourseFigure = figure
             self._make_artists()
         self._canvas = LayeredCanvas(figure)
@@ -156,13 +148,13 @@ class ExplorerPicture:
         (self._measured,) = ax.plot([], [], "s", color=PALETTE["parallel"], markersize=6, label="parallel (measured)",
                                     zorder=3)
         self._mark = ax.axvline(1.0, color=PALETTE["marker"], linestyle="--", linewidth=1)
-        (self._now,) = ax.plot([], [], "o", markersize=11, markerfacecolor="none", markeredgecolor=_INK,
+        (self._now,) = ax.plot([], [], "o", markersize=11, markerfacecolor="none", markeredgecolor=INK,
                                markeredgewidth=2, zorder=4, label="now (the C in the title)")
         self._seq_bars = CallBars([], edgecolors="white", gid="calls")
         self._par_bars = CallBars([], edgecolors="white", gid="calls")
         self.seq_ax.add_collection(self._seq_bars, autolim=False)
         self.par_ax.add_collection(self._par_bars, autolim=False)
-        self._done = [a.axvline(0.0, color=_INK, linestyle="--", linewidth=1) for a in (self.seq_ax, self.par_ax)]
+        self._done = [a.axvline(0.0, color=INK, linestyle="--", linewidth=1) for a in (self.seq_ax, self.par_ax)]
         self._done_label = self.seq_ax.annotate(
             "parallel done", (0.0, 0.5), xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
             va="center", fontsize="small", bbox={"boxstyle": "square,pad=0.2", "facecolor": "white", "edgecolor": "none"})
@@ -183,8 +175,8 @@ class ExplorerPicture:
 
     def update(self, result: Comparison, curve: Sequence[Comparison] = ()) -> ExplorerPicture:
         """Draw ``result`` (and measured points ``curve`` of the same workload at other C)."""
-        _check_comparison(result)
-        points = [_check_comparison(r) for r in curve]
+        check_comparison(result)
+        points = [check_comparison(r) for r in curve]
         runs = [r for r in points if r.max_concurrency != result.max_concurrency] + [result]
         for r in runs:
             if (r.workload, r.max_retries) != (result.workload, result.max_retries):
@@ -391,7 +383,7 @@ def _speed_ticks(sequential_time: float, heights: tuple[float, float]) -> tuple[
     low, high = sorted(heights)
     if sequential_time <= 0 or low <= 0:
         return [], []
-    speeds = _PlainLogLocator().tick_values(sequential_time / high, sequential_time / low)
+    speeds = PlainLogLocator().tick_values(sequential_time / high, sequential_time / low)
     return [sequential_time / s for s in speeds], [_format.plain(s) for s in speeds]
 
 
@@ -418,3 +410,12 @@ def _stack(top: PIL.Image.Image, bottom: PIL.Image.Image) -> PIL.Image.Image:
     image.paste(top, (0, 0))
     image.paste(bottom, (0, top.height))
     return image
+
+
+def overview(result: Comparison, curve: Sequence[Comparison] = ()) -> Figure:
+    """Makespan against C beside the race timelines of one comparison: the explorer's picture, once.
+
+    ``curve`` holds runs of the same workload at other limits (``sweep("max_concurrency", ...)``),
+    drawn as measured points; ``result`` is marked as the current setting.
+    """
+    return ExplorerPicture().update(result, curve).figure

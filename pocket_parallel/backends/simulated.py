@@ -2,8 +2,8 @@
 
 :class:`SimulatedLLM` puts three small parts together, each with one job:
 
-- the seeded :class:`~pocket_parallel.workload.ServiceModel` says how each call behaves;
-- a :class:`~pocket_parallel.quota.Quota` refuses work beyond the server's limits, as a
+- the seeded :class:`~pocket_parallel.service.model.ServiceModel` says how each call behaves;
+- a :class:`~pocket_parallel.service.quota.Quota` refuses work beyond the server's limits, as a
   provider does with an HTTP 429 (calls in flight, requests and tokens per minute);
 - a :class:`~pocket_parallel.trace.CallLog` records every call and keeps the counters.
 
@@ -18,11 +18,11 @@ import math
 import time
 from typing import Any
 
-from ._format import clip
-from ._validate import check_int, check_prompt
-from .quota import Algorithm, Quota, Refusal
-from .trace import CallLog, CallRecord, LLMStats, Outcome
-from .workload import AttemptNumbers, ServiceModel
+from .._format import clip
+from .._validate import check_int, check_prompt
+from ..service.model import AttemptNumbers, ServiceModel
+from ..service.quota import Algorithm, Quota, Refusal
+from ..trace import CallLog, CallRecord, LLMStats, Outcome
 
 
 class LLMError(Exception):
@@ -74,7 +74,7 @@ class SimulatedLLM:
     Parameters
     ----------
     latency, jitter, seed, failure_rate:
-        How each call behaves (see :class:`~pocket_parallel.workload.ServiceModel`): mean
+        How each call behaves (see :class:`~pocket_parallel.service.model.ServiceModel`): mean
         seconds per call, the spread of that latency (its coefficient of variation), the
         seed, and the share of attempts that fail after their latency.
     stall_rate:

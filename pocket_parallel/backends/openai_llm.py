@@ -33,10 +33,10 @@ from typing import Any, Literal
 
 import openai
 
-from ._validate import check_choice, check_int, check_optional_seconds, check_prompt, check_url
-from .clock import is_virtual
-from .trace import CallLog, CallRecord, LLMStats, Outcome
-from .workload import AttemptNumbers
+from .._validate import check_choice, check_int, check_optional_seconds, check_prompt, check_url
+from ..clock import is_virtual
+from ..service.model import AttemptNumbers
+from ..trace import CallLog, CallRecord, LLMStats, Outcome
 
 BASE_URL_VARIABLE = "OPENAI_BASE_URL"
 API_KEY_VARIABLE = "OPENAI_API_KEY"

@@ -16,8 +16,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol, runtime_checkable
 
-from ._validate import check_prompt
-from .llm import SimulatedLLM
+from .._validate import check_prompt
+from .simulated import SimulatedLLM
 
 
 @runtime_checkable

@@ -14,10 +14,10 @@ import asyncio
 import collections
 from dataclasses import dataclass, field
 
-from ._validate import check_int, check_limit
-from .clock import run
-from .experiment import Comparison, compare_async
-from .workload import Workload
+from .._validate import check_int, check_limit
+from ..backends.workload import Workload
+from ..clock import run
+from ..experiment import Comparison, compare_async
 
 #: C values measured for the curve of every workload (those below N), plus no limit.
 CURVE_LIMITS: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100)

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._validate import check_int, check_real
+from .._validate import check_int, check_real
 
 _ONE_DAY = 86_400.0
 

@@ -14,12 +14,12 @@ remains and when the budget is whole again. Two rules turn them into client sett
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._validate import check_real
-from .quota import parse_duration
+from .._validate import check_real
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,12 @@ class AnnouncedLimits:
             "max_per_minute": self.requests_per_minute,
             "max_tokens_per_minute": self.tokens_per_minute,
         }
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a reset header's duration (``"20ms"``, ``"1.5s"``, ``"6m0s"``, ``"1h2m3s"``)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?", text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"text must be a duration such as '20ms', '1.5s' or '6m0s'; got {text!r}")
+    hours, minutes, secs, millis = match.groups()
+    return (int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0) + float(millis or 0) / 1000)

@@ -20,7 +20,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._validate import check_int, check_limit, check_optional_bool, check_pair, check_real
+from .._validate import check_int, check_limit, check_optional_bool, check_pair, check_real
 
 #: Widest ranges an explorer accepts: beyond them a redraw would no longer feel live.
 ITEMS_MAX = 10_000

@@ -7,10 +7,10 @@ makespan-against-C curve, both timelines and a one-line summary.
 
 The :class:`Explorer` ties three parts together, one module each:
 
-- :mod:`~pocket_parallel.explorer_controls`: the sliders and boxes, typed values, checks;
-- :mod:`~pocket_parallel.explorer_runs`: every race run so far, per workload, so the
+- :mod:`~pocket_parallel.widgets.controls`: the sliders and boxes, typed values, checks;
+- :mod:`~pocket_parallel.widgets.runs`: every race run so far, per workload, so the
   sequential run happens once per workload and a setting seen before is not run again;
-- :mod:`~pocket_parallel.explorer_picture`: one figure, redrawn by layers.
+- :mod:`~pocket_parallel.widgets.picture`: one figure, redrawn by layers.
 
 In a notebook the curve's other points are measured after the picture of the current
 setting is sent, one per turn of the kernel's event loop, so they never hold it up.
@@ -27,13 +27,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from . import _format
-from ._validate import check_real
-from .experiment import Comparison
-from .explorer_controls import Controls, check_start
-from .explorer_picture import ExplorerPicture
-from .explorer_runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
-from .workload import Workload
+from .. import _format
+from .._validate import check_real
+from ..backends.workload import Workload
+from ..experiment import Comparison
+from .controls import Controls, check_start
+from .picture import ExplorerPicture
+from .runs import CURVE_LIMITS, RunCache, RunKey, curve_limits
 
 __all__ = ["CURVE_LIMITS", "Explorer", "explorer"]
 

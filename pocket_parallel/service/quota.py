@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from ._validate import check_choice, check_int, check_limit, check_real
+from .._validate import check_choice, check_int, check_limit, check_real
 
 Algorithm = Literal["token_bucket", "sliding_window"]
 ALGORITHMS: tuple[Algorithm, ...] = ("token_bucket", "sliding_window")
@@ -272,14 +272,3 @@ def duration_text(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m{text}"
     return f"{minutes}m{text}" if minutes else text
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a reset header's duration (``"20ms"``, ``"1.5s"``, ``"6m0s"``, ``"1h2m3s"``)."""
-    import re
-
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?", text.strip())
-    if not text.strip() or match is None:
-        raise ValueError(f"text must be a duration such as '20ms', '1.5s' or '6m0s'; got {text!r}")
-    hours, minutes, secs, millis = match.groups()
-    return (int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0) + float(millis or 0) / 1000)

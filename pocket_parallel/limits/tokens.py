@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from ._validate import check_int
+from .._validate import check_int
 
 _TICKS_PER_SECOND = 1_000_000
 _MINUTE_TICKS = 60 * _TICKS_PER_SECOND
