@@ -65,6 +65,11 @@ class Estimate:
     title_cell: str
 
     @property
+    def short_title(self) -> str:
+        """The title up to its first colon, as the map names the notebook: ``"Why parallel"``."""
+        return self.title.split(":", 1)[0]
+
+    @property
     def number(self) -> str:
         """The notebook's number as the course names it: ``"01"``, ``"06b"``."""
         match = _NUMBER.match(self.path.name)
@@ -154,7 +159,7 @@ def course_map(found: Sequence[Estimate]) -> str:
     rows = ["| | Notebook | Track | Minutes |", "|---|---|---|---:|"]
     for each in found:
         track = "core" if each.core else "optional"
-        rows.append(f"| {each.number} | [{each.title}]({each.path.name}) | {track} | {each.whole_minutes} |")
+        rows.append(f"| {each.number} | [{each.short_title}]({each.path.name}) | {track} | {each.whole_minutes} |")
     core = [each for each in found if each.core]
     optional = [each for each in found if not each.core]
     rows.append("")
