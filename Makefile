@@ -111,7 +111,9 @@ exercises: env
 	$(BIN)/python tools/make_exercises.py
 
 # Chapter notebooks (notebooks/NN_*.ipynb, NNb_*.ipynb) re-executed on a fresh kernel, outputs stored for nbval.
-# NOTEBOOKS="01 06" limits it to some; tools/run_notebooks.py --check shows what would change.
+# NOTEBOOKS="01 06" limits it to some; tools/run_notebooks.py --check shows what would change. It refuses a
+# busy machine (one-minute load average at least half the cores) and records the load in each notebook;
+# POCKET_PARALLEL_BUSY_OK=1 make notebooks runs anyway, for development (the record then says busy).
 notebooks: env
 	MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
 

@@ -18,7 +18,7 @@ from .backends.protocol import call_llm, call_llm_async, get_default_llm, set_de
 from .backends.simulated import LLMError, RateLimitError, SimulatedLLM, TransientLLMError
 from .backends.workload import Workload
 from .clock import VirtualDeadlockError, run
-from .cpu_work import count_primes, count_primes_measured
+from .cpu_work import count_primes, count_primes_measured, overlap_seconds, peak_computing
 from .experiment import AskEach, compare, makespan_lower_bound, semaphore_makespan, sweep
 from .files import write_atomic, write_atomic_async
 from .limits.ratelimit import RateLimiter
@@ -73,6 +73,8 @@ __all__ = [
     "get_default_llm",
     "makespan_lower_bound",
     "measure_throughput",
+    "overlap_seconds",
+    "peak_computing",
     "run",
     "semaphore_makespan",
     "set_default_llm",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 
 _WARNING_STYLE = "background:#fde8e4;color:#8a1c0c;padding:2px 8px;border-radius:4px"
 
@@ -52,6 +53,15 @@ def clip(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def markdown_record(title: str, rows: Iterable[tuple[str, str]]) -> str:
+    """A record as a notebook shows it: a bold title, then a two-column table of labelled values."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    table = [f"| {cell(label)} | {cell(value)} |" for label, value in rows]
+    return "\n".join([f"**{cell(title)}**", "", "| | |", "|:--|--:|", *table])
 
 
 def warning_html(text: str) -> str:

@@ -175,6 +175,25 @@ class Comparison:
             f"no schedule below {_format.seconds(self.lower_bound)})"
         )
 
+    def __repr__(self) -> str:
+        return f"<Comparison {self.summary()}>"
+
+    def _repr_markdown_(self) -> str:
+        """The race as a small table in a notebook: the two times, the speedup and both references."""
+        failed = f", {_format.plural(len(self.failures), 'item')} failed" if self.failures else ""
+        return _format.markdown_record(
+            f"Race of N = {self.items} calls, {_format.limit(self.max_concurrency)} ({self.clock} clock){failed}",
+            [
+                ("workload", f"{_format.latency(self.latency, self.jitter)}, seed {self.seed}"),
+                ("sequential", _format.seconds(self.sequential_time)),
+                ("parallel", _format.seconds(self.parallel_time)),
+                ("speedup", f"{_format.times(self.speedup)} (no schedule gives more than {_format.times(self.max_speedup)})"),
+                ("in-order schedule", _format.seconds(self.schedule_time)),
+                ("lower bound", _format.seconds(self.lower_bound)),
+                ("peak in flight", f"{self.peak_in_flight}"),
+            ],
+        )
+
 
 def check_comparison(result: Any) -> Comparison:
     """``result`` if it is a :class:`Comparison`, else a TypeError that says where one comes from."""

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import _format
+
 Status = Literal["pending", "ok", "failed", "cancelled"]
 _STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "pending")
 
@@ -47,6 +49,10 @@ class Failure:
     def __str__(self) -> str:
         tries = "attempt" if self.attempts == 1 else "attempts"
         return f"{self.item!r} failed after {self.attempts} {tries}: {type(self.error).__name__}: {self.error}"
+
+    def __repr__(self) -> str:
+        item = _format.clip(repr(self.item), 60)
+        return f"<Failure {item} after {_format.plural(self.attempts, 'attempt')}: {type(self.error).__name__}>"
 
 
 class Outcomes:
@@ -112,6 +118,12 @@ class Outcomes:
 
     def __repr__(self) -> str:
         return f"<Outcomes {self.summary()}>"
+
+    def _repr_markdown_(self) -> str:
+        """What became of the items, as a small table in a notebook."""
+        counts = self.counts()
+        rows = [(status, str(counts[status])) for status in _STATUSES if counts[status] or status in ("ok", "failed")]
+        return _format.markdown_record(f"Outcomes of {_format.plural(len(self), 'item')}", rows)
 
     def _each(self) -> Iterable[tuple[Any, Status, Any]]:
         return zip(self.items, self._status, self._values)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import _format
 from ._validate import check_clock, check_int, check_real
 from .backends.workload import Workload, as_workload
 from .clock import Clock, is_virtual, run
@@ -73,6 +74,22 @@ class ThroughputPoint:
         return (
             f"C = {self.concurrency:>3}: {self.throughput:6.2f} calls/s, makespan {self.makespan:7.2f} s, "
             f"{self.rate_limited:>4} refused (429), {self.failed:>3} failed"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ThroughputPoint {' '.join(self.summary().split())}>"
+
+    def _repr_markdown_(self) -> str:
+        """The point as a small table in a notebook."""
+        return _format.markdown_record(
+            f"Throughput at C = {self.concurrency}",
+            [
+                ("completed", f"{self.completed} of {self.items} calls"),
+                ("throughput", f"{self.throughput:.2f} calls/s (at most {self.max_throughput:.2f})"),
+                ("makespan", _format.seconds(self.makespan)),
+                ("requests sent", f"{self.requests}, of which {self.rate_limited} refused (429)"),
+                ("failed", f"{self.failed}"),
+            ],
         )
 
 

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from . import _format
+
 Outcome = Literal["ok", "error", "cancelled", "rate_limited", "overloaded"]
 
 
@@ -28,6 +30,10 @@ class CallRecord:
     def duration(self) -> float:
         """Seconds from the call's start to its end."""
         return self.end - self.start
+
+    def __repr__(self) -> str:
+        return (f"<CallRecord {_format.clip(repr(self.prompt), 48)} attempt {self.attempt}: "
+                f"{self.start:g} s to {self.end:g} s, {self.outcome}>")
 
 
 @dataclass

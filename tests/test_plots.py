@@ -350,3 +350,36 @@ def test_rows_are_the_lowest_free_at_each_start(seed):
     assert _slots(trace) == _slots_by_scanning(trace)
     result = compare(60, 7, latency=0.3, jitter=0.5, seed=seed)
     assert _slots(result.trace) == _slots_by_scanning(result.trace) and max(_slots(result.trace)) == 6
+
+
+# -- computing_timeline: when CPU-bound jobs computed --------------------------------------------
+
+
+def _measured(*stretches: tuple[float, float]):
+    from pocket_parallel.cpu_work import Measured
+
+    return Measured(1, 1, 1, 0.0, stretches[0][0], stretches[-1][1], tuple(stretches))
+
+
+def test_computing_timeline_draws_a_bar_per_stretch_and_names_the_peak():
+    from pocket_parallel.plots import computing_timeline
+
+    runs = {
+        "threads": [_measured((10.0, 10.1), (10.2, 10.3)), _measured((10.1, 10.2))],
+        "processes": [_measured((20.0, 20.3)), _measured((20.0, 20.3))],
+    }
+    figure = drawn(computing_timeline(runs))
+    threads, processes = figure.axes
+    assert [len(c.get_paths()) for c in threads.collections] == [2, 1]
+    assert [len(c.get_paths()) for c in processes.collections] == [1, 1]
+    assert threads.get_title() == "threads: at most 1 computing at once, 0.00 s with two or more"
+    assert processes.get_title() == "processes: at most 2 computing at once, 0.30 s with two or more"
+    assert threads.get_xlim()[0] <= 0.0 < 0.3 <= threads.get_xlim()[1]  # each run from its own start
+
+
+@pytest.mark.parametrize("bad", [[], {}, {"threads": []}, {"threads": [1, 2]}])
+def test_computing_timeline_refuses_what_is_not_runs_of_measured_jobs(bad):
+    from pocket_parallel.plots import computing_timeline
+
+    with pytest.raises(TypeError, match="count_primes_measured"):
+        computing_timeline(bad)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _format
 from ..outcomes import Failure, Outcomes
 from .chunks import CapMode, ChunkReport
 
@@ -75,3 +76,19 @@ class ClusterRun:
 
     def __repr__(self) -> str:
         return f"<ClusterRun {self.summary()}>"
+
+    def _repr_markdown_(self) -> str:
+        """The run as a small table in a notebook."""
+        counts = self.outcomes.counts()
+        limit = "no cap" if self.max_in_flight is None else f"at most {self.max_in_flight} in flight"
+        return _format.markdown_record(
+            f"Cluster run of {len(self.outcomes)} items on {self.workers} workers",
+            [
+                ("cap", f"{self.cap}, {limit}"),
+                ("answers", str(counts["ok"])),
+                ("failures", str(counts["failed"])),
+                ("calls made", str(self.calls)),
+                ("taken from the journal", str(self.from_journal)),
+                ("batch time", f"{_format.seconds(self.seconds)} (wall clock)"),
+            ],
+        )

@@ -7,11 +7,13 @@ distinguishable with every common form of colour blindness (:mod:`.style`).
 - :func:`speedup_vs_items` and :func:`makespan_vs_concurrency` (:mod:`.curves`): measured
   points on their references, the in-order schedule and the lower bound;
 - :func:`timeline` and :func:`race_timelines` (:mod:`.timelines`): one bar per call attempt;
-- :func:`plot_throughput` (:mod:`.knee`): completed calls per second against C, the knee marked.
+- :func:`plot_throughput` (:mod:`.knee`): completed calls per second against C, the knee marked;
+- :func:`computing_timeline` (:mod:`.computing`): when CPU-bound jobs computed, and whether at once.
 
 The explorer draws all three at once (:func:`pocket_parallel.widgets.overview`).
 """
 
+from .computing import computing_timeline
 from .curves import bound_curve, curve_title, makespan_vs_concurrency, schedule_curve, speedup_vs_items
 from .knee import plot_throughput
 from .style import INK, PALETTE, CourseFigure, course_style, new_figure, plain_log_ticks
@@ -39,6 +41,7 @@ __all__ = [
     "CourseFigure",
     "bound_curve",
     "call_bars",
+    "computing_timeline",
     "course_style",
     "curve_title",
     "kind_color",
