@@ -6,8 +6,8 @@ of exactly what ``anthropic_request`` and ``anthropic_response`` write:
 
 - the answer's text is ``"echo: " + prompt``, the thinking ``"thinking about: " + prompt``;
 - a prompt ``"status N"`` gets that HTTP error in Anthropic's shape (a 429 with
-  ``retry-after: 1``), and a streamed prompt ``"fail mid-stream"`` an ``error`` event after
-  its first events.
+  ``retry-after: 1``), a streamed prompt ``"fail mid-stream"`` an ``error`` event after its
+  first events, and ``"answer garbage"`` a 200 whose body is no ``Message``.
 
 It runs on a loop of its own in a thread, so clients on other loops (``run``, ``asyncio.run``)
 and blocking clients reach it, and it stops leaving no thread or socket behind.
@@ -58,12 +58,14 @@ def reply_to(request: MessagesRequest) -> MessageReply:
 class MessagesServer:
     """``with MessagesServer() as server:``, then point a client at ``server.url``.
 
-    ``server.received`` holds each request answered (not refused), ``server.hits`` counts every request.
+    ``server.received`` holds each request answered (not refused), ``server.hits`` counts every request,
+    ``server.credentials`` the ``x-api-key`` or ``authorization`` header of each.
     """
 
     def __init__(self) -> None:
         self.received: list[MessagesRequest] = []
         self.hits = 0
+        self.credentials: list[str] = []
         self.url = ""
         self._numbers = itertools.count(1)
         self._ready = threading.Event()
@@ -103,6 +105,7 @@ class MessagesServer:
     async def _messages(self, http: web.Request) -> web.StreamResponse:
         number = next(self._numbers)
         self.hits = number
+        self.credentials.append(http.headers.get("x-api-key") or http.headers.get("authorization") or "")
         headers = {"request-id": f"req_{number}"}
         try:
             request = parse_messages_request(await http.read())
@@ -113,6 +116,8 @@ class MessagesServer:
             error.request_id = f"req_{number}"
             return web.json_response(error.body(), status=error.status, headers={**headers, **error.headers})
         self.received.append(request)
+        if request.prompt == "answer garbage":
+            return web.json_response({"content": 5}, headers=headers)
         reply, model, id = reply_to(request), request.model, message_id(number)
         if not request.stream:
             return web.json_response(render_message(reply, model=model, id=id), headers=headers)
