@@ -64,7 +64,8 @@ def test_an_answer_that_is_no_message_is_a_clear_error(server):
         run(AnthropicLLM(server.url)("answer garbage"))
 
 
-def test_the_key_goes_to_the_server_and_nowhere_else(server):
+def test_the_key_goes_to_the_server_and_nowhere_else(server, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     llm = AnthropicLLM(server.url, api_key=SECRET, max_retries=0)
     assert run(llm("Summarize: a")) == "echo: Summarize: a"
     assert SECRET in server.credentials[0]  # used, as the client sends it

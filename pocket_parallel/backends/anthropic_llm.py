@@ -24,7 +24,7 @@ import anthropic
 from .._validate import check_int
 from .official_client import LOCAL_MODEL, Endpoint, OfficialClientLLM, Transport
 
-#: The largest ``max_tokens`` taken: the longest output any Claude model documents (128k tokens).
+#: The largest ``max_tokens`` taken: the longest output Anthropic documents for a Claude model (128k tokens).
 MAX_OUTPUT_TOKENS = 128_000
 #: Anthropic's smallest thinking budget.
 MIN_THINKING_BUDGET = 1_024
@@ -45,8 +45,9 @@ class AnthropicLLM(OfficialClientLLM[anthropic.AsyncAnthropic, anthropic.Anthrop
         The key, if the endpoint needs one (default: ``ANTHROPIC_API_KEY`` if set). Never shown.
     max_tokens:
         The most tokens an answer may take, thinking included (an integer in [1, 128000];
-        Anthropic requires it). Limits that reserve output tokens charge all of it at
-        admission, so keep it near what answers need.
+        Anthropic requires it). An output-token limit charges all of it when a request is
+        admitted (Anthropic's OTPM, by its documentation, returning what goes unused when
+        the answer ends), so keep it near what answers need.
     thinking_budget:
         Extended thinking's budget in tokens (an integer >= 1,024 and below ``max_tokens``, as
         Anthropic requires), or None for no extended thinking.

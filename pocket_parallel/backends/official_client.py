@@ -143,8 +143,9 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
 
     A subclass names its API (:attr:`path`, the environment variables, the answer's kind and
     usage keys) and says how to make its clients, what to send for a prompt (:meth:`_body`)
-    and how to read the answer's text (:meth:`_read`). ``timeout`` (seconds per HTTP attempt) and ``max_retries`` (the client's
-    own retries) are handed to the clients; None keeps their defaults (600 s, 2 retries).
+    and how to read the answer's text (:meth:`_read`). ``timeout`` (seconds per HTTP
+    attempt) and ``max_retries`` (the client's own retries) are handed to the clients; None
+    keeps their defaults (600 s, 2 retries).
     ``transport="aiohttp"`` sends through the client's aiohttp transport, which costs far less
     CPU per call with many calls in flight than ``"default"``, the client's own HTTP stack.
     """
