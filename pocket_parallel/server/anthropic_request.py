@@ -37,12 +37,12 @@ import json
 import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .anthropic_errors import AnthropicApiError, invalid_request
 from .json_body import MalformedBody, json_kind, read_json_object
 
-#: Every body parameter of ``messages.create`` in the official client (``MessageCreateParams``),
+#: Every key of the official client's ``MessageCreateParams`` (what ``messages.create`` takes),
 #: and the sampling parameters Anthropic's API reference lists beside them.
 KNOWN_PARAMETERS = frozenset({
     "max_tokens", "messages", "model", "cache_control", "container", "context_management", "diagnostics",
