@@ -15,7 +15,7 @@ LAB_CONFIG := $(CURDIR)/jupyter-config
 # Jupyter refuses to run as root unless told; only containers and CI run as root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Tests and notebooks use the local LLM server, never an endpoint the shell names (notebook 08).
-NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL
+NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL -u ANTHROPIC_BASE_URL -u ANTHROPIC_API_KEY -u ANTHROPIC_MODEL
 SERVE_PORT ?= 8000
 PRESENT_PORT ?= 8866
 # The lecture app: Voilà shows this notebook without its code; its settings (loopback only, no

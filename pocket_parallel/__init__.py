@@ -30,8 +30,8 @@ from .throughput import find_knee, measure_throughput
 
 
 def __getattr__(name: str) -> Any:
-    # The explorer needs ipywidgets and matplotlib, OpenAILLM the openai client: imported on
-    # first use, so that ``import pocket_parallel`` (and the terminal demo) stays quick.
+    # The explorer needs ipywidgets and matplotlib, OpenAILLM and AnthropicLLM their official
+    # clients: imported on first use, so that ``import pocket_parallel`` (and the terminal demo) stays quick.
     if name == "explorer":
         from . import widgets
 
@@ -40,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from .backends.openai_llm import OpenAILLM
 
         return OpenAILLM
+    if name == "AnthropicLLM":  # imports the anthropic client, which takes a while too
+        from .backends.anthropic_llm import AnthropicLLM
+
+        return AnthropicLLM
     raise AttributeError(f"module 'pocket_parallel' has no attribute {name!r}")
 
 
@@ -49,6 +53,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "AnthropicLLM",
     "AskEach",
     "Backoff",
     "BoundedParallelBatchFlow",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.limits.announced import AnnouncedLimits
+from pocket_parallel.limits.announced import AnnouncedLimits, PerMinute, parse_duration, parse_rfc3339
+from pocket_parallel.server.anthropic_response import ratelimit_headers
 from tests.support import AskNode, prompts
 
 
@@ -41,3 +44,86 @@ def test_bad_headers_are_named(headers, name):
         AnnouncedLimits.from_headers(headers)
     with pytest.raises(ValueError, match="latency"):
         AnnouncedLimits(60, None).concurrency_for(0)
+
+
+# -- Anthropic's family -------------------------------------------------------------------------
+
+NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def anthropic_headers(**families):
+    """``anthropic-ratelimit-*`` headers as the course's server writes them: family -> (limit, remaining, reset s)."""
+    return ratelimit_headers({name.replace("_", "-"): state for name, state in families.items()}, NOW)
+
+
+def test_anthropics_headers_are_read_with_resets_counted_from_now():
+    headers = {
+        "Anthropic-RateLimit-Requests-Limit": "50", "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2026-03-01T12:00:02Z",
+        "anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "29000",
+        "anthropic-ratelimit-input-tokens-reset": "2026-03-01T13:00:02.5+01:00",
+        "anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "0",
+        "anthropic-ratelimit-output-tokens-reset": "2026-03-01T11:59:00Z",  # already past: whole now
+        "anthropic-ratelimit-tokens-limit": "8000",  # the tighter of the two again: not read
+    }
+    limits = AnnouncedLimits.from_headers(headers, now=NOW)
+    assert limits == AnnouncedLimits(
+        50, None, 49, None, 2.0, None,
+        input_tokens_per_minute=30_000, output_tokens_per_minute=8_000, remaining_input_tokens=29_000,
+        remaining_output_tokens=0, reset_input_tokens=2.5, reset_output_tokens=0.0)
+    assert limits.per_minute() == PerMinute(requests=50, tokens=None, input_tokens=30_000, output_tokens=8_000)
+    assert limits.node_settings(6.0) == {"max_concurrency": 5, "max_per_minute": 50, "max_tokens_per_minute": None}
+
+
+def test_what_the_server_writes_reads_back():
+    headers = anthropic_headers(requests=(1_000, 990, 0.6), input_tokens=(40_000, 39_000, 1.5),
+                                output_tokens=(16_000, 0, 60.0))
+    assert headers["anthropic-ratelimit-requests-reset"] == "2026-03-01T12:00:01Z"  # whole seconds, rounded up
+    limits = AnnouncedLimits.from_headers(headers, now=NOW)
+    assert limits.per_minute() == PerMinute(1_000, None, 40_000, 16_000)
+    assert (limits.remaining_requests, limits.remaining_input_tokens, limits.remaining_output_tokens) == (990, 39_000, 0)
+    assert (limits.reset_requests, limits.reset_input_tokens, limits.reset_output_tokens) == (1.0, 2.0, 60.0)
+
+
+def test_openais_request_budget_wins_where_both_families_announce_one():
+    headers = {"x-ratelimit-limit-requests": "60", "x-ratelimit-reset-requests": "1s",
+               **anthropic_headers(requests=(50, 50, 0.0), output_tokens=(8_000, 8_000, 0.0))}
+    limits = AnnouncedLimits.from_headers(headers, now=NOW)
+    assert (limits.requests_per_minute, limits.reset_requests, limits.output_tokens_per_minute) == (60, 1.0, 8_000)
+
+
+def test_a_node_sized_from_anthropics_headers_gets_no_429s():
+    server = SimulatedLLM(latency=2.0, requests_per_minute=30)
+    requests, _ = server.quota.state(0.0)
+    limits = AnnouncedLimits.from_headers(anthropic_headers(requests=(requests.limit, requests.remaining,
+                                                                      requests.reset)), now=NOW)
+    paced = AskNode(server, collect_failures=True, **limits.node_settings(2.0))
+    run(paced.run_async({"prompts": prompts(60)}), clock="virtual")
+    assert server.stats.rate_limited == 0 and server.stats.ok == 60
+
+
+@pytest.mark.parametrize("headers, name", [
+    ({"anthropic-ratelimit-requests-limit": "-5"}, "anthropic-ratelimit-requests-limit"),
+    ({"anthropic-ratelimit-input-tokens-reset": "tomorrow"}, "anthropic-ratelimit-input-tokens-reset.*RFC 3339"),
+    ({"anthropic-ratelimit-output-tokens-reset": "2026-02-30T00:00:00Z"}, "RFC 3339"),  # no such day
+    ({"anthropic-ratelimit-output-tokens-reset": "2026-03-01T00:00:00+25:00"}, "RFC 3339"),
+    ({"x-ratelimit-reset-requests": "1.2.3s"}, "x-ratelimit-reset-requests.*duration"),
+])
+def test_bad_anthropic_headers_are_named(headers, name):
+    with pytest.raises(ValueError, match=name):
+        AnnouncedLimits.from_headers(headers, now=NOW)
+
+
+def test_hostile_headers_are_refused_unread_and_many_headers_are_read_once():
+    for value in ("9" * 1_000_000, "1" * 100_000 + "s", "2026-03-01T12:00:00" + "." + "0" * 100_000 + "Z"):
+        for name in ("x-ratelimit-limit-requests", "x-ratelimit-reset-tokens", "anthropic-ratelimit-requests-reset"):
+            with pytest.raises(ValueError, match=f"{name} is {len(value)} characters long"):
+                AnnouncedLimits.from_headers({name: value}, now=NOW)
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration("1" * 1_000_000)
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_rfc3339("2" * 1_000_000)
+    noise = {f"x-noise-{i}": "1" for i in range(100_000)}
+    assert AnnouncedLimits.from_headers({**noise, "x-ratelimit-limit-requests": "7"}).requests_per_minute == 7
+    with pytest.raises(ValueError, match="aware"):
+        AnnouncedLimits.from_headers({}, now=datetime.datetime(2026, 1, 1))

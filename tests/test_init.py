@@ -35,6 +35,6 @@ def test_the_package_ships_its_type_information():
 
 def test_importing_the_package_loads_no_plotting_widgets_or_http_client():
     code = ("import sys, pocket_parallel; "
-            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'PIL', 'openai', 'distributed') if m in sys.modules))")
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets', 'PIL', 'openai', 'anthropic', 'distributed') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

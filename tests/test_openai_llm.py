@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 
 import openai
 import pytest
 from pocketflow import AsyncFlow
 
-from pocket_parallel import Backoff, OpenAILLM, SimulatedLLM, call_llm, call_llm_async, run, set_default_llm
+from pocket_parallel import Backoff, OpenAILLM, SimulatedLLM, run
 from pocket_parallel.backends.openai_llm import Endpoint, environment_endpoint
 from pocket_parallel.experiment import AskEach
 from pocket_parallel.limits.retry import retry_after_of
 from pocket_parallel.server import LocalServer
 from pocket_parallel.service.model import ServiceModel
-from tests.http_support import NO_LEAKED_RESOURCES, nothing_left_behind
+from tests.http_support import NO_LEAKED_RESOURCES
 from tests.support import prompts
 
 pytestmark = NO_LEAKED_RESOURCES
@@ -40,42 +39,6 @@ def test_answers_and_latencies_match_simulated_llm_over_http(server):
         assert record.outcome == "ok" and record.duration >= local.latency_for(record.prompt)
     assert llm.stats.ok == server.stats().ok == 6
     assert llm.last_usage["total_tokens"] == local.tokens_for(llm.trace[-1].prompt)
-
-
-def test_one_client_per_loop_across_runs_and_asyncio_run_with_nothing_left_open(server):
-    with nothing_left_behind():
-        llm = OpenAILLM(server.base_url)
-        first = run(llm("Summarize: one"))
-        second = run(llm("Summarize: one"))  # a fresh loop: a client bound to the first would fail
-        third = asyncio.run(llm("Summarize: one"))
-        assert first == second == third and llm._clients == {}
-        assert llm.call("Summarize: one") == first  # the blocking twin
-        llm.close()
-        del llm
-        gc.collect()
-
-
-def test_aclose_closes_the_running_loops_client(server):
-    llm = OpenAILLM(server.base_url)
-
-    async def use_and_close():
-        await llm("Summarize: a")
-        assert len(llm._clients) == 1
-        await llm.aclose()
-        return len(llm._clients)
-
-    assert run(use_and_close()) == 0
-
-
-def test_the_chapters_call_llm_async_goes_over_http(server):
-    server.reset()
-    previous = set_default_llm(OpenAILLM(server.base_url))
-    try:
-        assert run(call_llm_async("Translate to Spanish: Hello")) == "[Spanish] Hello"
-        assert call_llm("Translate to Spanish: Hello") == "[Spanish] Hello"
-    finally:
-        set_default_llm(previous).close()
-    assert server.stats().ok == 2
 
 
 def test_a_bounded_node_never_puts_more_than_c_in_flight_at_the_server():
@@ -159,10 +122,7 @@ def test_a_stalled_call_ends_with_the_clients_timeout_and_frees_the_server():
     assert llm.stats.transient_errors == 1
 
 
-def test_it_refuses_the_virtual_clock_and_bad_settings():
-    llm = OpenAILLM("http://127.0.0.1:9/v1")
-    with pytest.raises(RuntimeError, match="real clock"):
-        run(llm("Summarize: x"), clock="virtual")
+def test_it_refuses_bad_settings():
     with pytest.raises(ValueError, match="base_url"):
         OpenAILLM("127.0.0.1:8000")
     with pytest.raises(ValueError, match="timeout"):

@@ -4,7 +4,9 @@
   :func:`set_default_llm`;
 - :mod:`.simulated`: :class:`SimulatedLLM`, in process, on the real or the virtual clock;
 - :mod:`.openai_llm`: :class:`~.openai_llm.OpenAILLM`, over HTTP on the official ``openai``
-  client (imported on first use: the client takes a while to import);
+  client, and :mod:`.anthropic_llm`: :class:`~.anthropic_llm.AnthropicLLM`, on the official
+  ``anthropic`` client (both imported on first use: the clients take a while to import), with
+  what the two share in :mod:`.official_client`;
 - :mod:`.workload`: :class:`Workload`, a batch of prompts and the seeded model they follow.
 """
 
