@@ -11,8 +11,11 @@ import pocket_parallel
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_top_level_holds_at_most_32_names_and_each_is_there():
-    assert len(pocket_parallel.__all__) <= 32
+def test_the_top_level_holds_at_most_34_names_and_each_is_there():
+    # What the notebooks teach: round 3 added the teaching submodules' strays (AskEach, the two
+    # references, write_atomic), the GIL lesson's measures and AnthropicLLM. Anything more goes
+    # into a teaching submodule (docs/architecture.md).
+    assert len(pocket_parallel.__all__) <= 34
     assert len(set(pocket_parallel.__all__)) == len(pocket_parallel.__all__)
     for name in pocket_parallel.__all__:
         assert getattr(pocket_parallel, name) is not None, name
