@@ -21,6 +21,7 @@ from typing import Any
 
 from .._format import clip
 from .._validate import check_int, check_prompt
+from ..service.answers import Reply
 from ..service.headers import openai_rate_headers
 from ..service.provider import (
     Admission,
@@ -116,8 +117,9 @@ class SimulatedLLM:
     A call beyond a limit is refused at once (0 s on the clock, as a 429 comes back in one
     short round trip) with :class:`RateLimitError`; refused calls use up no quota.
 
-    ``await llm(prompt)`` calls it from async code (``max_tokens=`` caps the answer);
-    ``llm.call(prompt)`` blocks, for plain synchronous examples. Every call is recorded in
+    ``await llm(prompt)`` calls it from async code; ``await llm.complete(prompt,
+    max_tokens=..., thinking_budget=...)`` sends a request's options and returns the whole
+    reply; ``llm.call(prompt)`` blocks, for plain synchronous examples. Every call is recorded in
     :attr:`trace` and counted in :attr:`stats`; :meth:`reset` clears both and the limits.
     """
 
@@ -216,16 +218,25 @@ class SimulatedLLM:
 
     # -- calling it -------------------------------------------------------------------------
 
-    async def __call__(self, prompt: str, *, attempt: int | None = None, max_tokens: int | None = None) -> str:
-        """Answer ``prompt`` after its latency, on the running event loop's clock.
+    async def __call__(self, prompt: str, *, attempt: int | None = None) -> str:
+        """Answer ``prompt`` after its latency, on the running event loop's clock."""
+        reply = await self.complete(prompt, attempt=attempt)
+        return reply.text
 
-        ``max_tokens`` caps the answer's output tokens (it is cut there) and is what the
-        output budget reserves; None: no cap.
+    async def complete(
+        self, prompt: str, *, attempt: int | None = None, max_tokens: int | None = None,
+        thinking_budget: int | None = None,
+    ) -> Reply:
+        """Like ``await llm(prompt)``, with a request's options, returning the whole :class:`~pocket_parallel.service.answers.Reply`.
+
+        ``max_tokens`` caps the output (the answer is cut there, with the stop reason
+        ``"max_tokens"``), and is what an output budget reserves; ``thinking_budget`` turns on
+        extended thinking, a thinking block of seeded length charged as output tokens.
         """
         prompt, attempt = self._numbered(prompt, attempt)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        admission = self._admit(CallRequest(prompt, max_tokens=max_tokens), attempt, start)
+        admission = self._admit(CallRequest(prompt, None, max_tokens, thinking_budget), attempt, start)
         outcome: Outcome = "cancelled"
         try:
             timing = await self._provider.seat(admission)
@@ -237,9 +248,9 @@ class SimulatedLLM:
             self._end(admission, start, loop.time(), outcome)
         if outcome == "error":
             raise TransientLLMError(prompt, attempt)
-        return admission.reply.text
+        return admission.reply
 
-    def call(self, prompt: str, *, attempt: int | None = None, max_tokens: int | None = None) -> str:
+    def call(self, prompt: str, *, attempt: int | None = None) -> str:
         """Blocking version of ``await llm(prompt)``, for synchronous code (real time only)."""
         if self.model.stall_rate:
             raise RuntimeError(
@@ -251,7 +262,7 @@ class SimulatedLLM:
                                "slots, use 'await llm(prompt)'")
         prompt, attempt = self._numbered(prompt, attempt)
         start = time.monotonic()
-        admission = self._admit(CallRequest(prompt, max_tokens=max_tokens), attempt, start)
+        admission = self._admit(CallRequest(prompt), attempt, start)
         outcome: Outcome = "cancelled"
         try:
             time.sleep(self._provider.timing(admission).total)

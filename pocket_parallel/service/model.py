@@ -18,6 +18,7 @@ from statistics import NormalDist
 from typing import Any
 
 from .._format import clip
+from .._arguments import MAX_TOKENS as MAX_OUTPUT_TOKENS
 from .._validate import check_int, check_prompt, check_real
 from .timing import Timing
 
@@ -27,8 +28,6 @@ CHARS_PER_TOKEN = 4
 MAX_LATENCY = 86_400.0
 #: Time per output token at most a minute.
 MAX_TPOT = 60.0
-#: The most output tokens an answer is drawn to have.
-MAX_OUTPUT_TOKENS = 1_000_000
 
 _STANDARD_NORMAL = NormalDist()
 _TRANSLATE = re.compile(r"^\s*translate(?:\s+(?:this|it))?\s+(?:in)?to\s+([^\n:]{1,40}?)\s*$", re.I)

@@ -143,7 +143,7 @@ class SimulatedProvider:
 
     def __init__(self, settings: ServiceSettings, behaviour: Behaviour | None = None) -> None:
         self.settings = settings
-        self.model = settings.model()
+        self.model = settings.service_model()
         self.behaviour: Behaviour = behaviour if behaviour is not None else ModelBehaviour(self.model)
         self.quota = settings.quota()
         self.slots = settings.new_slots()

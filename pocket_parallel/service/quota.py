@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._arguments import MIN_QUANTUM
 from .._validate import check_choice, check_int, check_limit, check_real
 from .bucket import MINUTE, MINUTE_TICKS, TICKS_PER_SECOND, Bucket, LimitState, ticks
 from .headers import duration_text, openai_rate_headers
@@ -57,8 +58,6 @@ LABELS = {
     "input_tokens_per_minute": "input tokens per minute (ITPM)",
     "output_tokens_per_minute": "output tokens per minute (OTPM)",
 }
-#: The shortest quantum: a millisecond (shorter would make every bucket hold less than a token).
-MIN_QUANTUM = 0.001
 # When every call in flight has stalled, nobody knows when a slot frees: suggest this wait.
 _UNKNOWN_WAIT_TICKS = TICKS_PER_SECOND
 

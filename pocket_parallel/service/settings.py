@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._arguments import MAX_IN_FLIGHT
 from .._validate import check_int
 from .model import ServiceModel
 from .profiles import profile_settings
 from .quota import PER_MINUTE, WINDOW, Algorithm, Quota
-from .slots import MAX_SLOTS, Slots
+from .slots import Slots
 
 
 class _FromProfile:
@@ -102,14 +103,14 @@ class ServiceSettings:
         if not latency_given:
             timed = self.ttft is not None or self.tpot is not None
             object.__setattr__(self, "latency", None if timed else type(self).DEFAULT_LATENCY)
-        self.model()  # each check names its parameter and range
+        self.service_model()  # each check names its parameter and range
         self.quota()
         if self.slots is not None:
-            check_int("slots", self.slots, low=1, high=MAX_SLOTS)
+            check_int("slots", self.slots, low=1, high=MAX_IN_FLIGHT)
 
     # -- the parts ------------------------------------------------------------------------------
 
-    def model(self) -> ServiceModel:
+    def service_model(self) -> ServiceModel:
         """The seeded model of each call (latency or token timing, faults, answers)."""
         return ServiceModel(self.latency, self.jitter, self.seed, self.failure_rate, self.stall_rate,
                             self.overload_rate, self.ttft, self.tpot, self.answer_tokens)

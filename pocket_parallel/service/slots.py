@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from .._arguments import MAX_IN_FLIGHT
 from .._validate import check_int
-
-#: The most slots a service may have.
-MAX_SLOTS = 100_000
 
 
 class Slots:
     """``count`` slots taken first come, first served: :meth:`take` waits for one, :meth:`give` frees it."""
 
     def __init__(self, count: int) -> None:
-        self.count = check_int("slots", count, low=1, high=MAX_SLOTS)
+        self.count = check_int("slots", count, low=1, high=MAX_IN_FLIGHT)
         self.busy = 0
         self._queue: deque[asyncio.Future[int]] = deque()
 

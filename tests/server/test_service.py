@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.server.chat_request import ChatRequest
-from pocket_parallel.server.errors import ApiError
-from pocket_parallel.server.service import ChatService
+from pocket_parallel.server.service import Busy, ChatService, Faulted, Overloaded, Refused, ServiceRequest
 from pocket_parallel.server.settings import ServerSettings
 from pocket_parallel.service.model import ServiceModel, estimate_tokens
 
 
-def _ask(service: ChatService, prompt: str, **options) -> object:
-    return service.answer(ChatRequest("m", prompt, **options))
+@dataclass(frozen=True)
+class Answered:
+    """What a finished call gave: its reply, attempt and input tokens."""
+
+    text: str
+    attempt: int
+    prompt_tokens: int
+    completion_tokens: int
+    stop_reason: str
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+async def _ask(service: ChatService, prompt: str, **options) -> Answered:
+    async with service.call(ServiceRequest(prompt, **options)) as call:
+        reply = await call.finish()
+        return Answered(reply.text, call.attempt, call.input_tokens, reply.output_tokens, reply.stop_reason)
 
 
 async def _timed(service: ChatService, prompt: str) -> tuple[float, object]:
@@ -24,7 +40,7 @@ async def _timed(service: ChatService, prompt: str) -> tuple[float, object]:
     start = loop.time()
     try:
         result: object = await _ask(service, prompt)
-    except ApiError as error:
+    except (Refused, Overloaded, Faulted) as error:
         result = error
     return round(loop.time() - start, 6), result
 
@@ -54,11 +70,11 @@ def test_a_retry_is_numbered_as_simulated_llm_numbers_it():
         return [await _timed(service, prompt), await _timed(service, prompt), await _timed(service, prompt)]
 
     (t1, first), (t2, second), (t3, third) = run(twice(), clock="virtual")
-    assert isinstance(first, ApiError) and first.status == model.error_status(prompt, 1) and first.type == "server_error"
+    assert isinstance(first, Faulted) and first.status == model.error_status(prompt, 1)
     assert (t1, t2) == (model.latency_for(prompt, 1), model.latency_for(prompt, 2))
     assert second.attempt == 2
     # After a success the count starts again: the third call is attempt 1 again, and fails as the first did.
-    assert isinstance(third, ApiError) and t3 == t1
+    assert isinstance(third, Faulted) and t3 == t1
     stats = service.stats
     assert (stats.requests, stats.errors, stats.ok, stats.retries, stats.in_flight) == (3, 2, 1, 1, 0)
     # Every attempt's prompt was read (a retry is billed again); one answer was sent.
@@ -77,13 +93,13 @@ def test_overloaded_calls_are_turned_away_at_once_with_529():
 
     for prompt, (seconds, result) in zip(prompts, run(each(), clock="virtual")):
         if model.overloaded(prompt):
-            assert isinstance(result, ApiError) and result.status == 529 and seconds == 0
+            assert isinstance(result, Overloaded) and seconds == 0
         else:
             assert result.text
     assert service.stats.overloaded == sum(model.overloaded(p) for p in prompts) > 0
 
 
-def test_a_refusal_says_when_to_come_back_in_seconds_and_milliseconds():
+def test_a_refusal_names_its_limit_and_says_when_to_come_back():
     service = ChatService(ServerSettings(latency=0.25, max_concurrent=1, requests_per_minute=600))
 
     async def two_at_once():
@@ -91,19 +107,19 @@ def test_a_refusal_says_when_to_come_back_in_seconds_and_milliseconds():
 
     (_, ok), (seconds, refused) = run(two_at_once(), clock="virtual")
     assert ok.text and seconds == 0
-    assert (refused.status, refused.type, refused.code) == (429, "requests", "rate_limit_exceeded")
-    assert refused.headers["retry-after-ms"] == "250" and refused.headers["retry-after"] == "1"
-    assert refused.headers["x-ratelimit-limit-requests"] == "600"
-    assert refused.headers["x-ratelimit-remaining-requests"] == "599"  # the refused request used no quota
-    assert "250 ms" in refused.message
+    refusal = refused.refusal
+    assert (refusal.limit, refusal.retry_after, refusal.retry_after_ms, refusal.allowed) == ("max_concurrent", 0.25, 250, 1)
+    assert refused.limits["requests_per_minute"].remaining == 599  # the refused request used no quota
+    assert refusal.message == "Rate limit reached for requests in flight: limit 1 at once. Please try again in 250 ms."
 
 
-def test_a_request_larger_than_the_token_budget_is_told_not_to_retry():
+def test_a_request_larger_than_the_token_budget_is_too_large_for_good():
     service = ChatService(ServerSettings(latency=0.1, tokens_per_minute=5))
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Refused) as caught:
         run(_ask(service, "Summarize: " + "word " * 50), clock="virtual")
-    assert caught.value.status == 429 and caught.value.headers["x-should-retry"] == "false"
-    assert "retry-after" not in caught.value.headers
+    refusal = caught.value.refusal
+    assert refusal.too_large and refusal.limit == "tokens_per_minute" and refusal.allowed == 5
+    assert refusal.message.startswith("Request too large for tokens per minute (TPM): limit 5, requested ")
 
 
 @pytest.mark.parametrize("algorithm", ["token_bucket", "sliding_window"])
@@ -122,7 +138,7 @@ def test_admissions_never_exceed_the_per_minute_budget(algorithm):
             start = loop.time()
             try:
                 await _ask(service, f"Summarize: {i}")
-            except ApiError:
+            except Refused:
                 return
             admitted.append(start)
 
@@ -164,7 +180,7 @@ def test_a_stall_holds_its_slot_until_cancelled_and_is_counted():
 def test_max_tokens_cuts_the_answer_and_says_so():
     service = ChatService(ServerSettings(latency=0.1))
     answer = run(_ask(service, "Summarize: " + "many words here " * 10, max_tokens=3), clock="virtual")
-    assert (answer.finish_reason, answer.completion_tokens, len(answer.text)) == ("length", 3, 12)
+    assert (answer.stop_reason, answer.completion_tokens, len(answer.text)) == ("max_tokens", 3, 12)
 
 
 def test_reset_is_refused_while_requests_are_in_flight():
@@ -173,15 +189,14 @@ def test_reset_is_refused_while_requests_are_in_flight():
     async def reset_during_a_call():
         task = asyncio.ensure_future(_ask(service, "Summarize: x"))
         await asyncio.sleep(0.5)
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(Busy, match="in flight"):
             service.reset()
-        assert caught.value.status == 409
         await task
         service.reset()
-        return service.rate_headers()
+        return service.limits()
 
-    headers = run(reset_during_a_call(), clock="virtual")
-    assert service.stats.requests == 0 and headers["x-ratelimit-remaining-requests"] == "10"
+    limits = run(reset_during_a_call(), clock="virtual")
+    assert service.stats.requests == 0 and limits["requests_per_minute"].remaining == 10
 
 
 def test_settings_are_checked_with_the_parameter_named():
