@@ -211,3 +211,41 @@ def test_settings_are_checked_with_the_parameter_named():
     with pytest.raises(ValueError, match="host"):
         ServerSettings(host="")
     assert math.isclose(ServerSettings().latency, 0.5)
+
+
+def test_tokens_stream_at_the_time_per_token_pace_thinking_first():
+    service = ChatService(ServerSettings(ttft=0.5, tpot=0.01, answer_tokens=(20, 20)))
+
+    async def streamed() -> tuple[list[tuple[str, float]], float, object]:
+        loop = asyncio.get_running_loop()
+        async with service.call(ServiceRequest("Summarize: a", max_tokens=200, thinking_budget=40)) as call:
+            start = call.served_at
+            arrivals = [(piece.kind, round(loop.time() - start, 6)) async for piece in call.pieces()]
+            return arrivals, round(loop.time() - start, 6), call.reply
+
+    arrivals, end, reply = run(streamed(), clock="virtual")
+    thinking = reply.thinking_tokens
+    assert 10 <= thinking <= 40 and reply.text_tokens == 20 and len(arrivals) == thinking + 20
+    assert [kind for kind, _ in arrivals] == ["thinking"] * thinking + ["text"] * 20
+    assert [t for _, t in arrivals] == pytest.approx([0.5 + k * 0.01 for k in range(thinking + 20)], abs=1e-6)
+    assert end == round(0.5 + (thinking + 20) * 0.01, 6)
+    assert (service.stats.ok, service.stats.completion_tokens) == (1, thinking + 20)
+
+
+def test_a_failing_stream_fails_after_its_whole_time_before_any_token():
+    model = ServiceModel(latency=0.3, seed=1, failure_rate=0.5)
+    prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if model.fails(p, 1))
+    service = ChatService(ServerSettings(latency=0.3, seed=1, failure_rate=0.5))
+
+    async def stream() -> tuple[list[object], float, int]:
+        loop = asyncio.get_running_loop()
+        pieces: list[object] = []
+        with pytest.raises(Faulted) as caught:
+            async with service.call(ServiceRequest(prompt, stream=True)) as call:
+                async for piece in call.pieces():
+                    pieces.append(piece)
+        return pieces, loop.time(), caught.value.status
+
+    pieces, end, status = run(stream(), clock="virtual")
+    assert pieces == [] and end == 0.3 and status == model.error_status(prompt, 1)
+    assert (service.stats.errors, service.stats.ok, service.stats.in_flight) == (1, 0, 0)
