@@ -180,4 +180,6 @@ def test_unknown_or_too_many_settings_are_refused_naming_the_owner():
         LocalServer(0.5, 0.0, 0, 0.0, 0.0)
     with pytest.raises(ValueError, match="max_tokens"):
         CallRequest("x", max_tokens=0)
+    with pytest.raises(ValueError, match=r"thinking_budget must be an integer in \[1, 1000000\]"):
+        CallRequest("x", thinking_budget=10**12)  # a reply is built in memory: output stays bounded
     assert math.isclose(SimulatedLLM(profile="openai").latency, 0.5 + 250 * 0.01)

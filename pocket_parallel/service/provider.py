@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from .._arguments import MAX_TOKENS
 from .._format import clip
 from .._validate import check_int, check_prompt
 from .answers import Reply, fit, lengthen, reply
@@ -99,8 +100,9 @@ class CallRequest:
         check_prompt(self.prompt)
         for name in ("input_tokens", "max_tokens", "thinking_budget"):
             value = getattr(self, name)
-            if value is not None:
-                check_int(name, value, low=0 if name == "input_tokens" else 1)
+            if value is not None:  # output is bounded: a reply is built in memory, 4 characters a token
+                check_int(name, value, low=0 if name == "input_tokens" else 1,
+                          high=None if name == "input_tokens" else MAX_TOKENS)
 
 
 class Overloaded(Exception):
