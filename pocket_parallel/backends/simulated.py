@@ -83,7 +83,7 @@ class RateLimitError(LLMError):
         self.refusal = refusal if refusal is not None else Refusal(limit, retry_after)
 
 
-class SimulatedLLM:
+class SimulatedLLM(ModelBehaviour):
     """A stand-in for a remote LLM: awaitable, deterministic, and observable.
 
     It takes every setting of :class:`~pocket_parallel.service.settings.ServiceSettings`,
@@ -114,6 +114,9 @@ class SimulatedLLM:
       not given with that kind of provider's documented defaults
       (:mod:`~pocket_parallel.service.profiles`).
 
+    Its seeded workload (:meth:`latency_for`, :meth:`fails`, :meth:`stalls`,
+    :meth:`answer_for`, :meth:`tokens_for`) can be overridden in a subclass to script one.
+
     A call beyond a limit is refused at once (0 s on the clock, as a 429 comes back in one
     short round trip) with :class:`RateLimitError`; refused calls use up no quota.
 
@@ -127,9 +130,8 @@ class SimulatedLLM:
     def __init__(self, *args: Any, **settings: Any) -> None:
         self.settings: ServiceSettings = settings_from(ServiceSettings, "SimulatedLLM", args, settings)
         self._provider = SimulatedProvider(self.settings, behaviour=self)
-        self.model = self._provider.model
+        super().__init__(self._provider.model)
         self.quota = self._provider.quota
-        self._answers = ModelBehaviour(self.model)
         self.reset()
 
     # -- settings, read from the parts ------------------------------------------------------
@@ -189,32 +191,8 @@ class SimulatedLLM:
             f"seed={model.seed}, failure_rate={model.failure_rate:g}{faults}{limits}{extras})"
         )
 
-    # -- the deterministic workload (overridable, e.g. by the exercise checks) ----------------
-
-    def latency_for(self, prompt: str, attempt: int = 1) -> float:
-        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond.
-
-        With ``ttft`` and ``tpot``, the time of its whole answer alone in its batch: the call
-        itself is timed by the model (its ``max_tokens``, its batch), and overriding this
-        changes nothing then.
-        """
-        return self.model.latency_for(prompt, attempt)
-
-    def fails(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the given attempt at ``prompt`` ends in a transient error."""
-        return self.model.fails(prompt, attempt)
-
-    def stalls(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the given attempt at ``prompt`` is accepted and never answered."""
-        return self.model.stalls(prompt, attempt)
-
-    def answer_for(self, prompt: str) -> str:
-        """The answer a successful call returns: recognisably derived from the prompt (at its drawn length)."""
-        return self._answers.answer_for(prompt)
-
-    def tokens_for(self, prompt: str) -> int:
-        """Tokens a call with ``prompt`` uses against ``tokens_per_minute`` without a profile: prompt plus answer."""
-        return self._answers.tokens_for(prompt)
+    # The deterministic workload (latency_for, fails, stalls, answer_for, tokens_for) comes from
+    # ModelBehaviour: overridable, e.g. by the exercise checks.
 
     # -- calling it -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 
 from .._validate import check_real
@@ -42,25 +42,25 @@ _ANTHROPIC_FAMILIES = (("requests_per_minute", "requests"), ("tokens_per_minute"
 
 def openai_rate_headers(states: Mapping[str, LimitState]) -> dict[str, str]:
     """OpenAI's six ``x-ratelimit-*`` headers, for the request and token limits among ``states``."""
-    headers: dict[str, str] = {}
-    for name, family in _OPENAI_FAMILIES:
-        state = states.get(name)
-        if state is not None:
-            headers[f"x-ratelimit-limit-{family}"] = str(state.limit)
-            headers[f"x-ratelimit-remaining-{family}"] = str(state.remaining)
-            headers[f"x-ratelimit-reset-{family}"] = duration_text(state.reset)
-    return headers
+    return _rate_headers(states, _OPENAI_FAMILIES, "x-ratelimit-{what}-{family}", duration_text)
 
 
 def anthropic_rate_headers(states: Mapping[str, LimitState], now: datetime) -> dict[str, str]:
     """Anthropic's ``anthropic-ratelimit-*`` headers for the limits among ``states``, resets as RFC 3339 from ``now``."""
+    return _rate_headers(states, _ANTHROPIC_FAMILIES, "anthropic-ratelimit-{family}-{what}",
+                         lambda reset: rfc3339(now + timedelta(seconds=reset)))
+
+
+def _rate_headers(states: Mapping[str, LimitState], families: tuple[tuple[str, str], ...], name: str,
+                  reset_text: Callable[[float], str]) -> dict[str, str]:
+    """``limit``, ``remaining`` and ``reset`` of each limit among ``states``, under its family's header ``name``."""
     headers: dict[str, str] = {}
-    for name, family in _ANTHROPIC_FAMILIES:
-        state = states.get(name)
+    for limit, family in families:
+        state = states.get(limit)
         if state is not None:
-            headers[f"anthropic-ratelimit-{family}-limit"] = str(state.limit)
-            headers[f"anthropic-ratelimit-{family}-remaining"] = str(state.remaining)
-            headers[f"anthropic-ratelimit-{family}-reset"] = rfc3339(now + timedelta(seconds=state.reset))
+            headers[name.format(what="limit", family=family)] = str(state.limit)
+            headers[name.format(what="remaining", family=family)] = str(state.remaining)
+            headers[name.format(what="reset", family=family)] = reset_text(state.reset)
     return headers
 
 

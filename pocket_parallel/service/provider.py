@@ -55,29 +55,37 @@ class Behaviour(Protocol):
 
 
 class ModelBehaviour:
-    """A :class:`ServiceModel`'s draws, with each answer at its drawn length (``answer_tokens``)."""
+    """A :class:`ServiceModel`'s draws, with each answer at its drawn length (``answer_tokens``).
+
+    :class:`~pocket_parallel.SimulatedLLM` is one: a subclass overrides these methods to script
+    a workload (the exercise checks do).
+    """
 
     def __init__(self, model: ServiceModel) -> None:
         self.model = model
 
     def latency_for(self, prompt: str, attempt: int = 1) -> float:
-        """Seconds the attempt takes (see :meth:`ServiceModel.latency_for`)."""
+        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond.
+
+        With ``ttft`` and ``tpot``, the time of its whole answer alone in its batch: a call is
+        then timed by the model itself (its ``max_tokens``, its batch), whatever this says.
+        """
         return self.model.latency_for(prompt, attempt)
 
     def fails(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the attempt ends in a transient error."""
+        """Whether the given attempt at ``prompt`` ends in a transient error."""
         return self.model.fails(prompt, attempt)
 
     def stalls(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the attempt is accepted and never answered."""
+        """Whether the given attempt at ``prompt`` is accepted and never answered."""
         return self.model.stalls(prompt, attempt)
 
     def answer_for(self, prompt: str) -> str:
-        """The whole answer: the model's, filled out to its drawn length."""
+        """The answer a successful call returns: recognisably derived from the prompt, at its drawn length."""
         return lengthen(self.model.answer_for(prompt), self.model.answer_length(prompt))
 
     def tokens_for(self, prompt: str) -> int:
-        """The prompt's tokens plus the whole answer's."""
+        """Tokens a call with ``prompt`` uses against ``tokens_per_minute`` without a profile: prompt plus answer."""
         return estimate_tokens(check_prompt(prompt)) + estimate_tokens(self.answer_for(prompt))
 
 
