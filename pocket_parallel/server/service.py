@@ -50,6 +50,25 @@ frees the slot, returns the unused output reservation and counts the request.
 
 A request an endpoint rejects before the service (a 400) should still carry the rate-limit
 headers of :meth:`ChatService.limits`, and be counted with ``service.stats.bad_requests += 1``.
+
+An endpoint, in outline (the OpenAI one is ``_chat`` in :mod:`.app`)::
+
+    request = ServiceRequest(prompt, messages=texts, max_tokens=body["max_tokens"],
+                             thinking_budget=budget_or_None, stream=body.get("stream", False))
+    try:
+        async with service.call(request) as call:
+            headers = anthropic_rate_headers(call.limits, service.moment())
+            if request.stream:
+                ...  # send each piece of call.pieces() as it comes
+            else:
+                reply = await call.finish()
+                ...  # render reply.thinking, reply.text, reply.stop_reason, call.input_tokens
+    except Refused as refused:   # 429: refused.refusal.message, .retry_after or .too_large
+        ...
+    except Overloaded:           # 529
+        ...
+    except Faulted as faulted:   # faulted.status: 500 or 503
+        ...
 """
 
 from __future__ import annotations
