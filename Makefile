@@ -17,6 +17,10 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Tests and notebooks use the local LLM server, never an endpoint the shell names (notebook 08).
 NO_ENDPOINT := env -u OPENAI_BASE_URL -u OPENAI_API_KEY -u POCKET_PARALLEL_MODEL -u ANTHROPIC_BASE_URL -u ANTHROPIC_API_KEY -u ANTHROPIC_MODEL
 SERVE_PORT ?= 8000
+# make serve simulates a provider: SERVE_PROFILE=anthropic or self-hosted, or SERVE_PROFILE= for none
+# (the package's plain defaults); SERVE_FLAGS adds or overrides flags, e.g. SERVE_FLAGS="--rpm 60 --quantum 60".
+SERVE_PROFILE ?= openai
+SERVE_FLAGS ?=
 PRESENT_PORT ?= 8866
 # The lecture app: Voilà shows this notebook without its code; its settings (loopback only, no
 # sources, light theme) are in jupyter-config/voila.json, read through LAB_CONFIG as make lab's are.
@@ -93,9 +97,10 @@ test-notebooks: env
 demo: env
 	$(BIN)/python -m pocket_parallel --items 20 --latency 0.2 --concurrency 5
 
-# The local OpenAI-compatible LLM server with the course's defaults, on loopback; Ctrl-C stops it.
+# The local OpenAI-compatible LLM server, on loopback, simulating OpenAI's limits unless SERVE_PROFILE says
+# otherwise (pocket_parallel/service/profiles.py says what each profile sets and why); Ctrl-C stops it.
 serve: env
-	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --latency 0.5 --rpm 60 --tpm 40000 --max-concurrent 8 --seed 0
+	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --seed 0 $(if $(SERVE_PROFILE),--profile $(SERVE_PROFILE),) $(SERVE_FLAGS)
 
 # Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
 bench: env $(BENCH_STAMP)

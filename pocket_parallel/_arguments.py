@@ -25,8 +25,13 @@ MAX_ITEMS = 1_000_000
 MAX_PER_MINUTE = 1_000_000_000
 #: Highest seed.
 MAX_SEED = 2**32 - 1
-#: Highest calls in flight a command allows.
+#: Highest calls in flight a command allows (and most slots a server has).
 MAX_IN_FLIGHT = 100_000
+#: Most output tokens an answer may be drawn to have.
+MAX_TOKENS = 1_000_000
+#: The longest quantum of a per-minute limit (a whole minute) and the shortest (a millisecond).
+MAX_QUANTUM = 60.0
+MIN_QUANTUM = 0.001
 #: Words that mean "no limit" for a limit flag.
 NO_LIMIT = ("none", "unlimited", "inf")
 
@@ -77,6 +82,36 @@ def seconds(flag: str, *, low: float = 0.0, high: float = DAY) -> Callable[[str]
 def latency(flag: str = "--latency") -> Callable[[str], float]:
     """Mean seconds per call: from one microsecond to a day."""
     return number(flag, low=MIN_LATENCY, high=DAY, unit=" of seconds")
+
+
+def quantum(flag: str = "--quantum") -> Callable[[str], float]:
+    """Seconds of refill a per-minute bucket holds: from a millisecond to a minute."""
+    return number(flag, low=MIN_QUANTUM, high=MAX_QUANTUM, unit=" of seconds")
+
+
+def ttft(flag: str = "--ttft") -> Callable[[str], float]:
+    """Seconds to the first token: from 0 to a day."""
+    return number(flag, low=0.0, high=DAY, unit=" of seconds")
+
+
+def tpot(flag: str = "--tpot") -> Callable[[str], float]:
+    """Seconds per output token: from 0 to a minute."""
+    return number(flag, low=0.0, high=60.0, unit=" of seconds")
+
+
+def token_range(flag: str, *, high: int = MAX_TOKENS) -> Callable[[str], tuple[int, int] | None]:
+    """A range of tokens written ``LOW-HIGH`` (1 <= LOW <= HIGH <= ``high``), or ``none``."""
+
+    def parse(text: str) -> tuple[int, int] | None:
+        if text.strip().lower() in NO_LIMIT:
+            return None
+        low_text, dash, high_text = text.strip().partition("-")
+        low, top = int(low_text, 10), int(high_text, 10)
+        if not dash or not 1 <= low <= top <= high:
+            raise ValueError(text)
+        return low, top
+
+    return _typed(flag, f"a range LOW-HIGH of integers with 1 <= LOW <= HIGH <= {high:,}, or 'none'", parse)
 
 
 def probability(flag: str) -> Callable[[str], float]:

@@ -63,17 +63,31 @@ def _check_gate(value: Any) -> AbstractAsyncContextManager[Any] | None:
     return gate
 
 
-def _check_tokens_for(value: Any, budget: Any) -> Callable[[Any], int] | None:
-    """The per-item token estimate: required with a token budget, a callable in any case."""
+#: Each token budget of the node: (its setting, the per-item estimate it needs, what that estimate is, an example).
+TOKEN_BUDGETS = (
+    ("max_tokens_per_minute", "tokens_for", "the tokens its request will use, prompt plus answer",
+     "lambda prompt: estimate_tokens(prompt) + 200"),
+    ("max_input_tokens_per_minute", "input_tokens_for", "the input tokens of its request (every message)",
+     "lambda prompt: estimate_tokens(prompt)"),
+    ("max_output_tokens_per_minute", "output_tokens_for", "the output tokens its request reserves: its max_tokens",
+     "lambda prompt: 500, or simply 500"),
+)
+
+
+def _check_tokens_for(value: Any, budget: Any, name: str = "tokens_for") -> Callable[[Any], int] | None:
+    """A per-item token estimate: required with its token budget; a callable (``output_tokens_for``: or an int)."""
+    setting, _, what, example = next(entry for entry in TOKEN_BUDGETS if entry[1] == name)
     if value is None:
         if budget is not None:
             raise ValueError(
-                "tokens_for must be given with max_tokens_per_minute: a function from an item to the tokens "
-                "its request will use, prompt plus answer (e.g. lambda prompt: estimate_tokens(prompt) + 200)"
+                f"{name} must be given with {setting}: a function from an item to {what} (e.g. {example})"
             )
         return None
+    if name == "output_tokens_for" and not callable(value):
+        reserved = check_int(name, value, low=1)
+        return lambda item: reserved
     if not callable(value):
-        raise TypeError(f"tokens_for must be a function from an item to its estimated tokens; got {value!r}")
+        raise TypeError(f"{name} must be a function from an item to {what}; got {value!r}")
     estimate: Callable[[Any], int] = value
     return estimate
 
@@ -99,7 +113,7 @@ class _RunState:
     def __init__(self) -> None:
         self.outcomes: Outcomes | None = None
         self.limiter: RateLimiter | None = None
-        self.budget: TokenBudget | None = None
+        self.budgets: dict[str, TokenBudget] = {}
 
     def rate_limiter(self, setting: Any) -> RateLimiter | None:
         value = check_max_per_minute(setting)
@@ -109,13 +123,16 @@ class _RunState:
             self.limiter = RateLimiter(value, per=60.0)
         return self.limiter
 
-    def token_budget(self, setting: Any) -> TokenBudget | None:
-        value = check_max_tokens_per_minute(setting)
+    def token_budget(self, setting: Any, name: str = "max_tokens_per_minute") -> TokenBudget | None:
+        """The budget a token setting asks for: ``max_tokens_per_minute`` as always (a minute's
+        bucket), the input and output budgets paced evenly (no burst: the server's quantum is unknown)."""
+        value = check_max_tokens_per_minute(setting, name)
         if value is None or isinstance(value, TokenBudget):
             return value
-        if self.budget is None or self.budget.tokens_per_minute != value:  # reused across runs: one budget
-            self.budget = TokenBudget(value)
-        return self.budget
+        budget = self.budgets.get(name)
+        if budget is None or budget.tokens_per_minute != value:  # reused across runs: one budget
+            budget = self.budgets[name] = TokenBudget(value, quantum=60.0 if name == "max_tokens_per_minute" else 0.0)
+        return budget
 
 
 def _run_state(obj: Any) -> _RunState:
@@ -201,25 +218,36 @@ else:  # pragma: no cover - Python 3.10
 
 
 class _Pacing:
-    """What every attempt waits for, in order: the shared gate, the request budget, the token budget."""
+    """What every attempt waits for, in order: the shared gate, the request budget, the token budgets."""
 
-    __slots__ = ("rate", "budget", "tokens_for", "gate")
+    __slots__ = ("rate", "budgets", "gate")
 
     def __init__(
-        self, rate: RateLimiter | None, budget: TokenBudget | None, tokens_for: Callable[[Any], int] | None,
+        self, rate: RateLimiter | None, budgets: list[tuple[TokenBudget, Callable[[Any], int]]],
         gate: AbstractAsyncContextManager[Any] | None,
     ) -> None:
-        self.rate, self.budget, self.tokens_for, self.gate = rate, budget, tokens_for, gate
+        self.rate, self.budgets, self.gate = rate, budgets, gate
+
+    @classmethod
+    def of(cls, node: Any, state: _RunState) -> _Pacing:
+        """The node's pacing for this run (settings re-checked: they may have been reassigned since __init__)."""
+        budgets = []
+        for setting, estimate_name, _, _ in TOKEN_BUDGETS:
+            budget = state.token_budget(getattr(node, setting), setting)
+            estimate = _check_tokens_for(getattr(node, estimate_name), budget, estimate_name)
+            if budget is not None and estimate is not None:
+                budgets.append((budget, estimate))
+        return cls(state.rate_limiter(node.max_per_minute), budgets, _check_gate(node.shared_gate))
 
     @property
     def active(self) -> bool:
-        return self.rate is not None or self.budget is not None or self.gate is not None
+        return self.rate is not None or bool(self.budgets) or self.gate is not None
 
     async def wait_turn(self, item: Any) -> None:
         if self.rate is not None:
             await self.rate.acquire()
-        if self.budget is not None and self.tokens_for is not None:
-            await self.budget.acquire(self.tokens_for(item))
+        for budget, estimate in self.budgets:
+            await budget.acquire(estimate(item))
 
 
 class _Attempts:
@@ -311,12 +339,25 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     - ``max_per_minute``: at most this many ``exec_async`` calls start in any 60 s window;
       every attempt counts, retries included, because each is a request to the service.
       An integer >= 1, a :class:`~pocket_parallel.RateLimiter` shared with other nodes, or
-      None. Requests are spaced evenly (see :mod:`pocket_parallel.limits.ratelimit` for why).
+      None. Requests are spaced evenly, with no initial burst (see
+      :mod:`pocket_parallel.limits.ratelimit` for why): a server whose bucket holds a
+      second's share, as OpenAI enforces, never refuses them.
     - ``max_tokens_per_minute`` with ``tokens_for``: before each attempt, take
       ``tokens_for(item)`` tokens (its estimate: prompt plus answer) from a budget that
-      refills continuously, as the provider's does. An integer >= 1, a
-      :class:`~pocket_parallel.limits.tokens.TokenBudget` shared with other nodes, or None.
-      :class:`~pocket_parallel.limits.announced.AnnouncedLimits` sizes both from a response's headers.
+      refills continuously, as the provider's does, starting with a minute's worth. An
+      integer >= 1, a :class:`~pocket_parallel.limits.tokens.TokenBudget` shared with other
+      nodes, or None. :class:`~pocket_parallel.limits.announced.AnnouncedLimits` sizes both
+      from a response's headers.
+    - ``max_input_tokens_per_minute`` with ``input_tokens_for`` (the item's input tokens,
+      every message) and ``max_output_tokens_per_minute`` with ``output_tokens_for`` (the
+      output the item's request reserves: its ``max_tokens``; a function of the item, or one
+      number for every item): budgets for a provider that limits input and output tokens
+      apart, as Anthropic does. They are paced evenly, with no initial burst (a
+      ``TokenBudget(n, quantum=0)``), since no header tells a client how large a burst the
+      server's bucket takes. The output reserved is never handed back to the node: the
+      server returns what an answer did not use, so a ``max_tokens`` far above the answers'
+      length slows the node below what the server would allow. The fix is a ``max_tokens``
+      that fits.
     - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
@@ -358,6 +399,10 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     max_per_minute: int | RateLimiter | None = None
     max_tokens_per_minute: int | TokenBudget | None = None
     tokens_for: Callable[[Any], int] | None = None
+    max_input_tokens_per_minute: int | TokenBudget | None = None
+    input_tokens_for: Callable[[Any], int] | None = None
+    max_output_tokens_per_minute: int | TokenBudget | None = None
+    output_tokens_for: Callable[[Any], int] | int | None = None
     shared_gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
@@ -375,6 +420,10 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         max_per_minute: Any = _FROM_CLASS,
         max_tokens_per_minute: Any = _FROM_CLASS,
         tokens_for: Any = _FROM_CLASS,
+        max_input_tokens_per_minute: Any = _FROM_CLASS,
+        input_tokens_for: Any = _FROM_CLASS,
+        max_output_tokens_per_minute: Any = _FROM_CLASS,
+        output_tokens_for: Any = _FROM_CLASS,
         shared_gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
@@ -389,9 +438,15 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         )
         self.max_concurrency = check_limit("max_concurrency", _setting(self, "max_concurrency", max_concurrency))
         self.max_per_minute = check_max_per_minute(_setting(self, "max_per_minute", max_per_minute))
-        self.max_tokens_per_minute = check_max_tokens_per_minute(
-            _setting(self, "max_tokens_per_minute", max_tokens_per_minute))
-        self.tokens_for = _check_tokens_for(_setting(self, "tokens_for", tokens_for), self.max_tokens_per_minute)
+        given = {"max_tokens_per_minute": max_tokens_per_minute, "tokens_for": tokens_for,
+                 "max_input_tokens_per_minute": max_input_tokens_per_minute, "input_tokens_for": input_tokens_for,
+                 "max_output_tokens_per_minute": max_output_tokens_per_minute, "output_tokens_for": output_tokens_for}
+        for setting, estimate_name, _, _ in TOKEN_BUDGETS:
+            budget = check_max_tokens_per_minute(_setting(self, setting, given[setting]), setting)
+            estimate = _setting(self, estimate_name, given[estimate_name])
+            _check_tokens_for(estimate, budget, estimate_name)
+            setattr(self, setting, budget)
+            setattr(self, estimate_name, estimate)
         self.shared_gate = _check_gate(_setting(self, "shared_gate", shared_gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(
@@ -411,9 +466,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         # Settings are re-checked at run time: they may have been reassigned since __init__.
         limit = check_limit("max_concurrency", self.max_concurrency)
         state = _run_state(self)
-        budget = state.token_budget(self.max_tokens_per_minute)
-        pacing = _Pacing(state.rate_limiter(self.max_per_minute), budget, _check_tokens_for(self.tokens_for, budget),
-                         _check_gate(self.shared_gate))
+        pacing = _Pacing.of(self, state)
         backoff = _check_backoff_and_wait(self.backoff, self.wait)
         lend = check_bool("backoff_releases_slot", self.backoff_releases_slot)
         timeout = check_optional_seconds("timeout", self.timeout)

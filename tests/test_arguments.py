@@ -24,10 +24,21 @@ PARSERS = {"demo": demo_parser, "server": server_parser, "cluster": cluster_pars
     (arg.limit("--rpm"), "0"), (arg.limit("--rpm"), "-5"), (arg.limit("--rpm"), "1000000001"), (arg.limit("--rpm"), "1.5"),
     (arg.seconds("--timeout"), "0"), (arg.seconds("--timeout"), "86400.5"),
     (arg.port(), "65536"), (arg.port(), "-1"), (arg.seed(), "-1"), (arg.seed(), str(2**32)),
+    (arg.quantum(), "0"), (arg.quantum(), "0.0009"), (arg.quantum(), "60.5"), (arg.quantum(), "nan"),
+    (arg.ttft(), "-0.1"), (arg.ttft(), "86401"), (arg.ttft(), "inf"), (arg.tpot(), "60.01"), (arg.tpot(), "-1"),
+    (arg.limit("--slots", high=arg.MAX_IN_FLIGHT), "100001"), (arg.limit("--input-tpm"), "0"),
 ])
 def test_each_type_refuses_out_of_range_and_garbage_naming_the_range(kind, text):
     with pytest.raises(argparse.ArgumentTypeError, match=r"^must be .* in [\[(].*; got "):
         kind(text)
+
+
+@pytest.mark.parametrize("text", ["5-1", "0-10", "10", "1-1000001", "a-b", "-5", "1--2", ""])
+def test_a_token_range_is_low_dash_high_or_none(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^must be a range LOW-HIGH of integers with 1 <= LOW <= HIGH"):
+        arg.token_range("--answer-tokens")(text)
+    assert arg.token_range("--answer-tokens")("100-400") == (100, 400)
+    assert arg.token_range("--answer-tokens")("7-7") == (7, 7) and arg.token_range("--answer-tokens")("none") is None
 
 
 def test_each_type_takes_its_bounds():
@@ -37,6 +48,8 @@ def test_each_type_takes_its_bounds():
     assert arg.limit("--rpm")("none") is None and arg.limit("--rpm")("NONE") is None and arg.limit("--rpm")("7") == 7
     assert arg.seconds("--timeout")("86400") == 86_400.0
     assert arg.port()("0") == 0 and arg.seed()(str(2**32 - 1)) == 2**32 - 1
+    assert arg.quantum()("0.001") == 0.001 and arg.quantum()("60") == 60.0
+    assert arg.ttft()("0") == 0.0 and arg.tpot()("60") == 60.0
 
 
 @pytest.mark.parametrize("command", sorted(PARSERS))

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from pocket_parallel.limits.announced import parse_duration
-from pocket_parallel.service.quota import Quota, Refusal, duration_text
+from pocket_parallel.service.bucket import LimitState
+from pocket_parallel.service.quota import PER_MINUTE, Charge, Quota, Refusal, duration_text
 
 
 def admitted_at(quota: Quota, times: list[float], tokens: int = 0) -> list[float]:
@@ -123,3 +124,73 @@ def test_bad_limits_are_named(kwargs, name):
         Quota().try_admit(0.0, -1)
     with pytest.raises(ValueError, match="duration"):
         parse_duration("soon")
+
+
+# -- quantum, debt, and the four per-minute limits -------------------------------------------
+
+
+def test_a_quantum_of_one_second_holds_one_seconds_share_so_a_burst_is_refused_under_the_minutes_budget():
+    second = Quota(requests_per_minute=600, quantum=1.0)
+    minute = Quota(requests_per_minute=600)
+    assert len(admitted_at(second, [0.0] * 100)) == 10  # 600 per minute as 10 per second, as OpenAI documents
+    assert len(admitted_at(minute, [0.0] * 100)) == 100  # without a profile: a minute's burst, as always
+    assert second.try_admit(0.0) == Refusal("requests_per_minute", 0.1)
+    # Evenly paced at the limit's rate, every request passes: 600 in a minute.
+    assert len(admitted_at(Quota(requests_per_minute=600, quantum=1.0), [i * 0.1 for i in range(600)])) == 600
+
+
+def test_a_request_above_one_quantums_share_waits_for_a_full_bucket_and_goes_into_debt():
+    quota = Quota(tokens_per_minute=6_000, quantum=1.0)  # the bucket holds 100 tokens, refills 100 a second
+    assert not isinstance(quota.try_admit(0.0, 400), Refusal)  # full: admitted, 300 in debt
+    assert quota.snapshot(0.0)["tokens_per_minute"] == LimitState(6_000, 0, 4.0)
+    refusal = quota.try_admit(0.0, 50)
+    assert refusal == Refusal("tokens_per_minute", 3.5) and (refusal.requested, refusal.allowed) == (50, 6_000)
+    assert isinstance(quota.try_admit(3.499999, 50), Refusal)
+    assert not isinstance(quota.try_admit(3.5, 50), Refusal)
+    assert quota.try_admit(3.5, 400) == Refusal("tokens_per_minute", 1.0)  # a large one waits until full again
+    assert not isinstance(quota.try_admit(4.5, 400), Refusal)
+
+
+def test_a_request_above_the_per_minute_limit_itself_is_refused_for_good_with_openais_words():
+    refusal = Quota(tokens_per_minute=6_000, quantum=1.0).try_admit(0.0, 6_001)
+    assert isinstance(refusal, Refusal) and refusal.too_large and math.isinf(refusal.retry_after)
+    assert refusal.message.startswith("Request too large for tokens per minute (TPM): limit 6000, requested 6001.")
+    assert not isinstance(Quota(tokens_per_minute=6_000, quantum=1.0).try_admit(0.0, 6_000), Refusal)
+
+
+def test_input_tokens_are_charged_at_admission_and_output_tokens_reserved_then_the_unused_part_returned():
+    quota = Quota(input_tokens_per_minute=1_000, output_tokens_per_minute=600)
+    ticket = quota.try_admit(0.0, input_tokens=300, output_tokens=500)
+    assert isinstance(ticket, int)
+    states = quota.snapshot(0.0)
+    assert (states["input_tokens_per_minute"].remaining, states["output_tokens_per_minute"].remaining) == (700, 100)
+    assert quota.try_admit(0.0, input_tokens=10, output_tokens=200) == Refusal("output_tokens_per_minute", 10.0)
+    quota.release(ticket, 1.0, output_tokens=120)  # 380 of the 500 reserved were not used: they come back
+    assert quota.snapshot(1.0)["output_tokens_per_minute"].remaining == 100 + 10 + 380
+    assert not isinstance(quota.try_admit(1.0, input_tokens=10, output_tokens=200), Refusal)
+
+
+def test_a_refund_never_fills_a_bucket_beyond_full_and_a_window_counts_it_while_the_request_is_in_it():
+    bucket = Quota(output_tokens_per_minute=600)
+    ticket = bucket.try_admit(0.0, output_tokens=60)
+    bucket.release(ticket, 120.0, output_tokens=0)
+    assert bucket.snapshot(120.0)["output_tokens_per_minute"].remaining == 600
+    window = Quota(output_tokens_per_minute=600, algorithm="sliding_window")
+    ticket = window.try_admit(0.0, output_tokens=500)
+    assert window.try_admit(1.0, output_tokens=200) == Refusal("output_tokens_per_minute", 59.0)
+    window.release(ticket, 2.0, output_tokens=100)
+    assert not isinstance(window.try_admit(2.0, output_tokens=200), Refusal)  # 100 + 200 in the window
+
+
+def test_each_limit_charges_its_own_amount():
+    assert [Charge(7, 8, 9).amount(name) for name in PER_MINUTE] == [1, 7, 8, 9]
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"quantum": 0}, "quantum"), ({"quantum": 61}, "quantum"), ({"quantum": "1"}, "quantum"),
+    ({"quantum": 1.0, "algorithm": "sliding_window"}, "quantum"),
+    ({"input_tokens_per_minute": 0}, "input_tokens_per_minute"), ({"output_tokens_per_minute": 1.5}, "output_tokens_per_minute"),
+])
+def test_bad_new_limits_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        Quota(**kwargs)

@@ -2,9 +2,10 @@
 
 :class:`SimulatedLLM` puts three small parts together, each with one job:
 
-- the seeded :class:`~pocket_parallel.service.model.ServiceModel` says how each call behaves;
-- a :class:`~pocket_parallel.service.quota.Quota` refuses work beyond the server's limits, as a
-  provider does with an HTTP 429 (calls in flight, requests and tokens per minute);
+- its :class:`~pocket_parallel.service.settings.ServiceSettings` say what it simulates;
+- a :class:`~pocket_parallel.service.provider.SimulatedProvider` runs each call through the
+  seeded model, the limits (refusing with an HTTP 429 as a provider does) and the slots, the
+  same steps the HTTP server takes;
 - a :class:`~pocket_parallel.trace.CallLog` records every call and keeps the counters.
 
 It runs on whatever event loop awaits it, so on the virtual clock a day of calls takes a
@@ -20,8 +21,19 @@ from typing import Any
 
 from .._format import clip
 from .._validate import check_int, check_prompt
-from ..service.model import AttemptNumbers, ServiceModel
-from ..service.quota import Algorithm, Quota, Refusal
+from ..service.answers import Reply
+from ..service.headers import openai_rate_headers
+from ..service.provider import (
+    Admission,
+    CallRequest,
+    ModelBehaviour,
+    Overloaded,
+    Refused,
+    SimulatedProvider,
+    wait_forever,
+)
+from ..service.quota import LimitStates, Refusal
+from ..service.settings import ServiceSettings, settings_from, takes_settings
 from ..trace import CallLog, CallRecord, LLMStats, Outcome
 
 
@@ -51,12 +63,14 @@ class RateLimitError(LLMError):
     ``retry_after`` is how many seconds from now the same call would be admitted, computed
     from the limit's state as a provider's ``Retry-After`` header is; it is ``math.inf`` for a
     call that needs more tokens than ``tokens_per_minute`` allows: waiting never helps.
-    ``limit`` names the limit that refused the call, and ``headers`` holds the
-    ``x-ratelimit-*`` headers a provider would have sent with the refusal.
+    ``limit`` names the limit that refused the call, ``refusal`` says what it needed of that
+    limit, and ``headers`` holds the ``x-ratelimit-*`` headers a provider would have sent
+    with the refusal.
     """
 
     def __init__(
-        self, prompt: str, attempt: int, retry_after: float, limit: str, headers: dict[str, str] | None = None
+        self, prompt: str, attempt: int, retry_after: float, limit: str, headers: dict[str, str] | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
         after = "never (the call alone exceeds the limit)" if math.isinf(retry_after) else f"{retry_after:g} s"
         super().__init__(f"rate limited by {limit} on attempt {attempt}: retry after {after} "
@@ -66,71 +80,66 @@ class RateLimitError(LLMError):
         self.retry_after = retry_after
         self.limit = limit
         self.headers = dict(headers or {})
+        self.refusal = refusal if refusal is not None else Refusal(limit, retry_after)
 
 
-class SimulatedLLM:
+class SimulatedLLM(ModelBehaviour):
     """A stand-in for a remote LLM: awaitable, deterministic, and observable.
 
-    Parameters
-    ----------
-    latency, jitter, seed, failure_rate:
-        How each call behaves (see :class:`~pocket_parallel.service.model.ServiceModel`): mean
-        seconds per call, the spread of that latency (its coefficient of variation), the
-        seed, and the share of attempts that fail after their latency.
-    stall_rate:
-        Share of attempts that are accepted and never answered, as a hung connection is
-        (``[0, 1)``). Only a timeout gets the caller out.
-    overload_rate:
-        Share of attempts turned away at once as overloaded (``[0, 1)``), raising
-        :class:`OverloadedError`.
-    max_concurrent:
-        Server-side limit: at most this many calls in flight (an integer >= 1, or None).
-    requests_per_minute, tokens_per_minute:
-        Server-side limits per minute (integers >= 1, or None). A call's tokens are
-        :meth:`tokens_for` its prompt (prompt plus answer, one token per 4 characters).
-    algorithm:
-        How "per minute" is counted: ``"token_bucket"`` (the default, as OpenAI and Anthropic
-        describe their limits: a bucket of one minute's worth that refills continuously, so a
-        burst of a whole minute's requests passes at once) or ``"sliding_window"`` (at most
-        that many in any 60 s).
+    It takes every setting of :class:`~pocket_parallel.service.settings.ServiceSettings`,
+    the first four by position:
+
+    - ``latency, jitter, seed, failure_rate``: how each call behaves (see
+      :class:`~pocket_parallel.service.model.ServiceModel`): mean seconds per call, the spread
+      of that latency (its coefficient of variation), the seed, and the share of attempts
+      that fail after their latency;
+    - ``stall_rate``: share of attempts accepted and never answered, as a hung connection is
+      (``[0, 1)``); only a timeout gets the caller out. ``overload_rate``: share turned away
+      at once as overloaded (``[0, 1)``), raising :class:`OverloadedError`;
+    - ``ttft`` and ``tpot``: seconds to the first token and per output token, instead of one
+      latency (a call then takes ``ttft + output tokens × tpot``); ``answer_tokens``: a range
+      of output tokens to draw each answer's length from;
+    - ``max_concurrent``: at most this many calls in flight, the rest refused (a gateway's
+      cap); ``slots``: at most this many served at once, the rest waiting in line, never
+      refused (a self-hosted server);
+    - ``requests_per_minute``, ``tokens_per_minute``, ``input_tokens_per_minute``,
+      ``output_tokens_per_minute``: per-minute budgets (integers >= 1, or None), each a token
+      bucket that refills continuously and holds ``quantum`` seconds of refill (60 by
+      default: a minute's burst passes at once), or a sliding window
+      (``algorithm="sliding_window"``: at most that many in any 60 s). Without a profile a
+      call's tokens are :meth:`tokens_for` its prompt (prompt plus answer, one token per 4
+      characters), as always; what each profile charges is in
+      :mod:`~pocket_parallel.service.provider`;
+    - ``profile``: ``"openai"``, ``"anthropic"`` or ``"self-hosted"`` fills in every setting
+      not given with that kind of provider's documented defaults
+      (:mod:`~pocket_parallel.service.profiles`).
+
+    Its seeded workload (:meth:`latency_for`, :meth:`fails`, :meth:`stalls`,
+    :meth:`answer_for`, :meth:`tokens_for`) can be overridden in a subclass to script one.
 
     A call beyond a limit is refused at once (0 s on the clock, as a 429 comes back in one
     short round trip) with :class:`RateLimitError`; refused calls use up no quota.
 
-    ``await llm(prompt)`` calls it from async code; ``llm.call(prompt)`` blocks, for plain
-    synchronous examples. Every call is recorded in :attr:`trace` and counted in
-    :attr:`stats`; :meth:`reset` clears both and the server's limits.
+    ``await llm(prompt)`` calls it from async code; ``await llm.complete(prompt,
+    max_tokens=..., thinking_budget=...)`` sends a request's options and returns the whole
+    reply; ``llm.call(prompt)`` blocks, for plain synchronous examples. Every call is recorded in
+    :attr:`trace` and counted in :attr:`stats`; :meth:`reset` clears both and the limits.
     """
 
-    def __init__(
-        self,
-        latency: float = 1.0,
-        jitter: float = 0.0,
-        seed: int = 0,
-        failure_rate: float = 0.0,
-        *,
-        stall_rate: float = 0.0,
-        overload_rate: float = 0.0,
-        max_concurrent: int | None = None,
-        requests_per_minute: int | None = None,
-        tokens_per_minute: int | None = None,
-        algorithm: Algorithm = "token_bucket",
-    ) -> None:
-        self.model = ServiceModel(latency, jitter, seed, failure_rate, stall_rate, overload_rate)
-        self.quota = Quota(
-            max_concurrent=max_concurrent,
-            requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute,
-            algorithm=algorithm,
-        )
+    @takes_settings(ServiceSettings)
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        self.settings: ServiceSettings = settings_from(ServiceSettings, "SimulatedLLM", args, settings)
+        self._provider = SimulatedProvider(self.settings, behaviour=self)
+        super().__init__(self._provider.model)
+        self.quota = self._provider.quota
         self.reset()
 
     # -- settings, read from the parts ------------------------------------------------------
 
     @property
     def latency(self) -> float:
-        """Mean seconds per call."""
-        return float(self.model.latency)
+        """Mean seconds per call (with ``ttft`` and ``tpot``: for an answer of average length, alone)."""
+        return self.settings.mean_latency
 
     @property
     def jitter(self) -> float:
@@ -168,60 +177,56 @@ class SimulatedLLM:
         return self.quota.tokens_per_minute
 
     def __repr__(self) -> str:
-        model = self.model
+        model, settings = self.model, self.settings
         faults = "".join(
             f", {name}={value:g}" for name, value in (("stall_rate", model.stall_rate), ("overload_rate", model.overload_rate))
             if value
         )
         limits = f", {self.quota.describe()}" if self.quota.limited else ""
+        timing = f"latency={model.latency:g}" if model.latency is not None else f"ttft={model.ttft:g}, tpot={model.tpot:g}"
+        extras = "".join(f", {name}={getattr(settings, name)!r}" for name in ("slots", "answer_tokens", "profile")
+                         if getattr(settings, name) is not None)
         return (
-            f"SimulatedLLM(latency={model.latency:g}, jitter={model.jitter:g}, "
-            f"seed={model.seed}, failure_rate={model.failure_rate:g}{faults}{limits})"
+            f"SimulatedLLM({timing}, jitter={model.jitter:g}, "
+            f"seed={model.seed}, failure_rate={model.failure_rate:g}{faults}{limits}{extras})"
         )
 
-    # -- the deterministic workload (overridable, e.g. by the exercise checks) ----------------
-
-    def latency_for(self, prompt: str, attempt: int = 1) -> float:
-        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond."""
-        return self.model.latency_for(prompt, attempt)
-
-    def fails(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the given attempt at ``prompt`` ends in a transient error."""
-        return self.model.fails(prompt, attempt)
-
-    def stalls(self, prompt: str, attempt: int = 1) -> bool:
-        """Whether the given attempt at ``prompt`` is accepted and never answered."""
-        return self.model.stalls(prompt, attempt)
-
-    def answer_for(self, prompt: str) -> str:
-        """The answer a successful call returns: recognisably derived from the prompt."""
-        return self.model.answer_for(prompt)
-
-    def tokens_for(self, prompt: str) -> int:
-        """Tokens a call with ``prompt`` uses against ``tokens_per_minute``: prompt plus answer."""
-        return self.model.tokens_for(prompt)
+    # The deterministic workload (latency_for, fails, stalls, answer_for, tokens_for) comes from
+    # ModelBehaviour: overridable, e.g. by the exercise checks.
 
     # -- calling it -------------------------------------------------------------------------
 
     async def __call__(self, prompt: str, *, attempt: int | None = None) -> str:
         """Answer ``prompt`` after its latency, on the running event loop's clock."""
+        reply = await self.complete(prompt, attempt=attempt)
+        return reply.text
+
+    async def complete(
+        self, prompt: str, *, attempt: int | None = None, max_tokens: int | None = None,
+        thinking_budget: int | None = None,
+    ) -> Reply:
+        """Like ``await llm(prompt)``, with a request's options, returning the whole :class:`~pocket_parallel.service.answers.Reply`.
+
+        ``max_tokens`` caps the output (the answer is cut there, with the stop reason
+        ``"max_tokens"``), and is what an output budget reserves; ``thinking_budget`` turns on
+        extended thinking, a thinking block of seeded length charged as output tokens.
+        """
         prompt, attempt = self._numbered(prompt, attempt)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        latency = self.latency_for(prompt, attempt)
-        stalls = self.stalls(prompt, attempt)
-        ticket = self._admit(prompt, attempt, start, math.inf if stalls else start + latency)
+        admission = self._admit(CallRequest(prompt, None, max_tokens, thinking_budget), attempt, start)
         outcome: Outcome = "cancelled"
         try:
-            if stalls:
-                await loop.create_future()  # accepted, never answered: only a timeout ends it
-            await asyncio.sleep(latency)
-            outcome = "error" if self.fails(prompt, attempt) else "ok"
+            timing = await self._provider.seat(admission)
+            if admission.stalls:
+                await wait_forever()  # accepted, never answered: only a timeout ends it
+            await asyncio.sleep(timing.total)
+            outcome = "error" if self._provider.fails(admission) else "ok"
         finally:
-            self._end(prompt, attempt, ticket, start, loop.time(), outcome, stalled=stalls)
+            self._end(admission, start, loop.time(), outcome)
         if outcome == "error":
             raise TransientLLMError(prompt, attempt)
-        return self.answer_for(prompt)
+        return admission.reply
 
     def call(self, prompt: str, *, attempt: int | None = None) -> str:
         """Blocking version of ``await llm(prompt)``, for synchronous code (real time only)."""
@@ -230,19 +235,21 @@ class SimulatedLLM:
                 "llm.call(...) cannot simulate a stalled call without hanging the program: with "
                 "stall_rate > 0, use 'await llm(prompt)' inside a timeout"
             )
+        if self.settings.slots is not None:
+            raise RuntimeError("llm.call(...) cannot wait in line for one of the slots without an event loop: with "
+                               "slots, use 'await llm(prompt)'")
         prompt, attempt = self._numbered(prompt, attempt)
         start = time.monotonic()
-        latency = self.latency_for(prompt, attempt)
-        ticket = self._admit(prompt, attempt, start, start + latency)
+        admission = self._admit(CallRequest(prompt), attempt, start)
         outcome: Outcome = "cancelled"
         try:
-            time.sleep(latency)
-            outcome = "error" if self.fails(prompt, attempt) else "ok"
+            time.sleep(self._provider.timing(admission).total)
+            outcome = "error" if self._provider.fails(admission) else "ok"
         finally:
-            self._end(prompt, attempt, ticket, start, time.monotonic(), outcome)
+            self._end(admission, start, time.monotonic(), outcome)
         if outcome == "error":
             raise TransientLLMError(prompt, attempt)
-        return self.answer_for(prompt)
+        return admission.reply.text
 
     # -- what it saw --------------------------------------------------------------------------
 
@@ -260,41 +267,40 @@ class SimulatedLLM:
         """The ``x-ratelimit-*`` headers the server would send at ``now`` (default: the running loop's time)."""
         return self.quota.headers(asyncio.get_running_loop().time() if now is None else now)
 
+    def limit_states(self, now: float | None = None) -> LimitStates:
+        """Every per-minute limit's state at ``now`` (default: the running loop's time), for either
+        header family (:mod:`pocket_parallel.service.headers`)."""
+        return self.quota.snapshot(asyncio.get_running_loop().time() if now is None else now)
+
     def reset(self) -> None:
         """Forget every recorded call, zero the counters and attempt numbers, refill the limits."""
         self._log = CallLog()
-        self._attempts = AttemptNumbers()
-        self.quota.reset()
+        self._provider.reset()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _numbered(self, prompt: Any, attempt: int | None) -> tuple[str, int]:
         prompt = check_prompt(prompt)
         if attempt is None:
-            return prompt, self._attempts.next(prompt)
+            return prompt, self._provider.attempts.next(prompt)
         return prompt, check_int("attempt", attempt, low=1)
 
-    def _admit(self, prompt: str, attempt: int, now: float, ends_at: float) -> int:
-        """Count a call; turn it away (529, 429) or book it in as in flight and return its ticket."""
-        if self.model.overloaded(prompt, attempt):
+    def _admit(self, request: CallRequest, attempt: int, now: float) -> Admission:
+        """Count a call; turn it away (529, 429) or book it in as in flight."""
+        prompt = request.prompt
+        try:
+            admission = self._provider.admit(request, attempt, now)
+        except Overloaded:
             self._log.refused(prompt, attempt, now, "overloaded")
-            self._attempts.ended(prompt, attempt, succeeded=False)
-            raise OverloadedError(prompt, attempt)
-        if not self.quota.limited:
-            self._log.opened()
-            return 0
-        tokens = self.tokens_for(prompt) if self.quota.tokens_per_minute is not None else 0
-        ticket = self.quota.try_admit(now, tokens, ends_at)
-        if isinstance(ticket, Refusal):
+            raise OverloadedError(prompt, attempt) from None
+        except Refused as refused:
             self._log.refused(prompt, attempt, now, "rate_limited")
-            self._attempts.ended(prompt, attempt, succeeded=False)
-            raise RateLimitError(prompt, attempt, ticket.retry_after, ticket.limit, self.quota.headers(now))
+            refusal = refused.refusal
+            raise RateLimitError(prompt, attempt, refusal.retry_after, refusal.limit,
+                                 openai_rate_headers(refused.limits), refusal) from None
         self._log.opened()
-        return ticket
+        return admission
 
-    def _end(
-        self, prompt: str, attempt: int, ticket: int, start: float, end: float, outcome: Outcome, *, stalled: bool = False
-    ) -> None:
-        self.quota.release(ticket)
-        self._log.closed(prompt, attempt, start, end, outcome)
-        self._attempts.settled(prompt, attempt, outcome, stalled=stalled)
+    def _end(self, admission: Admission, start: float, end: float, outcome: Outcome) -> None:
+        self._provider.settle(admission, end, outcome)
+        self._log.closed(admission.request.prompt, admission.attempt, start, end, outcome)

@@ -2,12 +2,22 @@
 
 Providers limit tokens per minute as well as requests, and count a request's tokens when it
 arrives: its prompt plus the answer it may produce. :class:`TokenBudget` keeps the same kind
-of bucket on the client side as OpenAI and Anthropic describe on theirs: it holds one
-minute's worth of tokens, starts full, and refills continuously. Before each request the
-client takes that request's estimated tokens from it, waiting when the bucket is short. As
-long as the estimates are not below what the server counts, and nobody else spends from the
-same budget, the server's bucket is never emptier than the client's, so no request is
-refused for tokens.
+of bucket on the client side as the provider keeps on its own
+(:mod:`pocket_parallel.service.bucket`, the very same rules): it refills continuously and,
+before each request, the client takes that request's estimated tokens from it, waiting when
+the bucket is short. As long as the estimates are not below what the server counts, and
+nobody else spends from the same budget, the server's bucket is never emptier than the
+client's, so no request is refused for tokens.
+
+How much the client's bucket holds is its ``quantum`` (seconds of refill), as on the server:
+
+- ``quantum=60`` (the default): a whole minute's budget, starting full, so the first minute
+  may spend it at once. That matches a server that allows a minute's burst (the simulated
+  service without a profile) and no other;
+- ``quantum=0``: nothing held, so each request waits until the ones before it are paid for at
+  the budget's rate: **even pacing**, never a burst. A client cannot learn a server's quantum
+  (no header announces it), and even pacing is never refused by a bucket of any quantum. It is
+  what the node's input and output token budgets use.
 """
 
 from __future__ import annotations
@@ -15,26 +25,16 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from .._validate import check_int
-
-_TICKS_PER_SECOND = 1_000_000
-_MINUTE_TICKS = 60 * _TICKS_PER_SECOND
+from .._validate import check_int, check_real
+from ..service.bucket import MINUTE, TICKS_PER_SECOND, Bucket, ticks
 
 
-class _Bucket:
-    """One loop's bucket, in integer units (a token is a minute's worth of ticks) so nothing rounds."""
+class _LoopBucket(Bucket):
+    """One loop's bucket, with a turn so that requests are served first come, first served."""
 
-    def __init__(self, per_minute: int, now: int) -> None:
-        self.rate = per_minute
-        self.capacity = per_minute * _MINUTE_TICKS
-        self.level = self.capacity
-        self.at = now
+    def __init__(self, per_minute: int, quantum_ticks: int) -> None:
+        super().__init__(per_minute, quantum_ticks)
         self.turn = asyncio.Lock()  # first come, first served: a large request is not starved
-
-    def refill(self, now: int) -> None:
-        if now > self.at:
-            self.level = min(self.capacity, self.level + self.rate * (now - self.at))
-            self.at = now
 
 
 class TokenBudget:
@@ -49,21 +49,25 @@ class TokenBudget:
     or give it to :class:`~pocket_parallel.BoundedParallelBatchNode` as
     ``max_tokens_per_minute`` (with ``tokens_for``, the estimate per item). One budget can
     be shared by several nodes. It keeps a separate bucket per event loop, so it works across
-    :func:`~pocket_parallel.run` calls.
+    :func:`~pocket_parallel.run` calls. ``quantum`` is the seconds of refill its bucket holds,
+    in ``[0, 60]``: 60 (the default) starts with a minute's budget, 0 paces evenly (see the
+    module's docstring).
     """
 
-    def __init__(self, tokens_per_minute: int) -> None:
+    def __init__(self, tokens_per_minute: int, quantum: float = MINUTE) -> None:
         self.tokens_per_minute = check_int("tokens_per_minute", tokens_per_minute, low=1, high=1_000_000_000_000)
-        self._buckets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Bucket] = weakref.WeakKeyDictionary()
+        self.quantum = check_real("quantum", quantum, low=0.0, high=MINUTE)
+        self._buckets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBucket] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
-        return f"TokenBudget(tokens_per_minute={self.tokens_per_minute})"
+        quantum = "" if self.quantum == MINUTE else f", quantum={self.quantum:g}"
+        return f"TokenBudget(tokens_per_minute={self.tokens_per_minute}{quantum})"
 
-    def _bucket(self) -> tuple[_Bucket, asyncio.AbstractEventLoop]:
+    def _bucket(self) -> tuple[_LoopBucket, asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()
         bucket = self._buckets.get(loop)
         if bucket is None:
-            bucket = self._buckets[loop] = _Bucket(self.tokens_per_minute, _ticks(loop.time()))
+            bucket = self._buckets[loop] = _LoopBucket(self.tokens_per_minute, ticks(self.quantum))
         return bucket, loop
 
     async def acquire(self, tokens: int) -> None:
@@ -75,21 +79,17 @@ class TokenBudget:
                 f"{tokens} tokens could never be sent"
             )
         bucket, loop = self._bucket()
-        cost = tokens * _MINUTE_TICKS
         async with bucket.turn:
             while True:
-                bucket.refill(_ticks(loop.time()))
-                if bucket.level >= cost:
-                    bucket.level -= cost
+                bucket.refill(ticks(loop.time()))
+                wait = bucket.wait(tokens)
+                if wait == 0:
+                    bucket.take(tokens)
                     return
-                await asyncio.sleep(-(-(cost - bucket.level) // bucket.rate) / _TICKS_PER_SECOND)
+                await asyncio.sleep(wait / TICKS_PER_SECOND)
 
     def available(self) -> int:
-        """Whole tokens in the running loop's bucket now."""
+        """Whole tokens in the running loop's bucket now (0 while it is paying off earlier requests)."""
         bucket, loop = self._bucket()
-        bucket.refill(_ticks(loop.time()))
-        return bucket.level // _MINUTE_TICKS
-
-
-def _ticks(seconds: float) -> int:
-    return round(seconds * _TICKS_PER_SECOND)
+        bucket.refill(ticks(loop.time()))
+        return bucket.state().remaining

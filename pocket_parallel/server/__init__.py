@@ -2,16 +2,19 @@
 
 It answers with the course's seeded workload model (the same prompt and seed give the same
 latency and answer as :class:`~pocket_parallel.SimulatedLLM`), enforces provider-style limits
-(calls in flight, requests and tokens per minute, 429 with ``retry-after``), injects faults at
-seeded rates (500/503, 529 overloaded, stalls), and counts everything it sees (``GET /stats``).
+(requests, tokens, input and output tokens per minute, calls in flight, 429 with
+``retry-after``; slots that queue), injects faults at seeded rates (500/503, 529 overloaded,
+stalls), streams at the time-per-token pace, and counts everything it sees (``GET /stats``).
 
-- From a terminal: ``python -m pocket_parallel.server --port 8000 --latency 0.5 --rpm 60``
-  (``--help`` lists every flag); ``make serve`` starts it with the course's defaults.
+- From a terminal: ``python -m pocket_parallel.server --port 8000 --profile openai`` or
+  ``--latency 0.5 --rpm 60`` (``--help`` lists every flag); ``make serve`` starts the
+  ``openai`` profile.
 - From Python: :class:`LocalServer`, a context manager (``with`` or ``async with``).
 
 Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.chat_request` (reading
-and checking a request), :mod:`.service` (the simulated service), :mod:`.stats` (its
-counters), :mod:`.errors` (OpenAI-style error bodies), :mod:`.app` (the HTTP routes, on
+and checking a request), :mod:`.service` (the API-neutral service every endpoint runs),
+:mod:`.openai_responses` (OpenAI's bodies and errors), :mod:`.stats` (its counters),
+:mod:`.errors` (OpenAI-style error bodies), :mod:`.app` (the HTTP routes, on
 ``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the command line).
 """
 

@@ -1,7 +1,8 @@
 """The HTTP routes, on ``aiohttp.web``: OpenAI's Chat Completions API over a :class:`ChatService`.
 
 - ``POST /v1/chat/completions``: a ``chat.completion`` (or, with ``"stream": true``, its
-  server-sent ``chat.completion.chunk`` events), or an OpenAI-style error.
+  server-sent ``chat.completion.chunk`` events, each token at its time), or an OpenAI-style
+  error (:mod:`.openai_responses` renders both).
 - ``GET /v1/models``: the one model served.
 - ``GET /stats``: the counters (:class:`~pocket_parallel.server.stats.ServerStats`), the
   settings and the limits; ``POST /stats/reset`` zeroes the counters and refills the limits.
@@ -17,14 +18,16 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from typing import Any
 
 from aiohttp import web
 
+from ..service.headers import openai_rate_headers
+from ..service.provider import Overloaded, Refused
+from . import openai_responses as openai
 from .chat_request import ChatRequest, parse_chat_request
 from .errors import ApiError
-from .service import Answer, ChatService
+from .service import Busy, ChatService, Faulted, ServiceCall
 
 SERVICE = web.AppKey("service", ChatService)
 # The handler tasks answering a completion right now, and the numbers of the responses.
@@ -100,65 +103,49 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         chat = parse_chat_request(await request.read())
     except ApiError as error:
         service.stats.bad_requests += 1
-        error.headers.update(service.rate_headers())
+        error.headers.update(openai_rate_headers(service.limits()))
         raise
     task = asyncio.current_task()
     assert task is not None  # aiohttp runs every handler in a task
     active = request.app[ACTIVE]
     active.add(task)
     try:
-        answer = await service.answer(chat)
+        async with service.call(chat.service_request()) as call:
+            headers = {**openai_rate_headers(call.limits), "x-request-id": f"req_{number}"}
+            if chat.stream:
+                return await _stream(request, chat, call, number, headers)
+            await call.finish()
+            return _json(openai.completion(chat, call, number), headers=headers)
+    except Refused as refused:
+        raise openai.refused_error(refused) from None
+    except Overloaded as overloaded:
+        raise openai.overloaded_error(overloaded) from None
+    except Faulted as faulted:
+        raise openai.faulted_error(faulted) from None
     finally:
         active.discard(task)
-    headers = {**answer.headers, "x-request-id": f"req_{number}"}
-    if chat.stream:
-        return await _stream(request, chat, answer, number, headers)
-    return _json(_completion(chat, answer, number), headers=headers)
 
 
-def _completion(chat: ChatRequest, answer: Answer, number: int) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{number}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": chat.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": answer.text, "refusal": None},
-            "logprobs": None,
-            "finish_reason": answer.finish_reason,
-        }],
-        "usage": _usage(answer),
-    }
-
-
-def _usage(answer: Answer) -> dict[str, int]:
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "total_tokens": answer.total_tokens}
-
-
-async def _stream(request: web.Request, chat: ChatRequest, answer: Answer, number: int,
+async def _stream(request: web.Request, chat: ChatRequest, call: ServiceCall, number: int,
                   headers: dict[str, str]) -> web.StreamResponse:
-    """The answer as OpenAI's server-sent events: a role chunk, content chunks, a finish chunk, [DONE]."""
+    """The answer as OpenAI's server-sent events, each token at its time: a role chunk with the first
+    token, then one content chunk per token, a finish chunk, the usage if asked, and ``[DONE]``."""
     response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    base = {"id": f"chatcmpl-{number}", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": chat.model}
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        body = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
-        if chat.include_usage:
-            body["usage"] = None
-        return body
-
-    words = answer.text.split(" ")
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": word if i == 0 else " " + word}) for i, word in enumerate(words)]
-    events.append(chunk({}, answer.finish_reason))
-    if chat.include_usage:
-        events.append({**base, "choices": [], "usage": _usage(answer)})
-    for event in events:
+    async def send(event: Any) -> None:
         await response.write(f"data: {json.dumps(event)}\n\n".encode())
+
+    async for piece in call.pieces():
+        if not response.prepared:  # headers go out with the first token: a failure before it is still a plain error
+            await response.prepare(request)
+            await send(openai.chunk(chat, number, {"role": "assistant", "content": ""}))
+        if piece.kind == "text":
+            await send(openai.chunk(chat, number, {"content": piece.text}))
+    if not response.prepared:
+        await response.prepare(request)
+    await send(openai.chunk(chat, number, {}, call.reply.finish_reason))
+    if chat.include_usage:
+        await send(openai.usage_chunk(chat, call, number))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
@@ -171,16 +158,18 @@ async def _models(request: web.Request) -> web.Response:
 
 async def _stats(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    settings = service.settings
-    model = {name: getattr(settings, name)
-             for name in ("latency", "jitter", "seed", "failure_rate", "stall_rate", "overload_rate")}
-    return _json({**service.stats.to_json(), "settings": model,
-                  "limits": {**service.quota.limits(), "algorithm": service.quota.algorithm}})
+    quota = service.quota
+    return _json({**service.stats.to_json(), "settings": service.settings.to_json(),
+                  "limits": {**quota.limits(), "algorithm": quota.algorithm, "quantum": quota.quantum,
+                             "slots": service.settings.slots}})
 
 
 async def _reset(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    service.reset()
+    try:
+        service.reset()
+    except Busy as busy:
+        raise ApiError(409, str(busy), code="requests_in_flight") from None
     return _json(service.stats.to_json())
 
 

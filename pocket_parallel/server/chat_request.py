@@ -3,7 +3,8 @@
 The **prompt** is the text of the last message whose role is ``"user"``: its ``content``
 string, or, when ``content`` is a list of parts, the ``text`` of its text parts joined with
 newlines. Earlier messages (a system prompt, the conversation so far) are accepted and do
-not change the answer. So ``call_llm_async(prompt)`` over HTTP, which sends
+not change the answer, but every message counts as input tokens (``usage.prompt_tokens``, and
+what the limits are charged). So ``call_llm_async(prompt)`` over HTTP, which sends
 ``[{"role": "user", "content": prompt}]``, is answered as :class:`~pocket_parallel.SimulatedLLM`
 answers ``prompt``.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ApiError, bad_request
+from .service import ServiceRequest
 
 #: Every parameter of OpenAI's Chat Completions request (openai-python's ``CompletionCreateParams``).
 KNOWN_PARAMETERS = frozenset({
@@ -36,13 +38,23 @@ MAX_TOKENS = 1_000_000
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A checked chat completion request: what the service needs from it."""
+    """A checked chat completion request: what the service needs from it.
+
+    ``messages`` holds the text of every message, system included (their tokens are the
+    request's input tokens); ``max_tokens`` is the smaller of ``max_tokens`` and
+    ``max_completion_tokens`` when both are given.
+    """
 
     model: str
     prompt: str
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
+    messages: tuple[str, ...] = ()
+
+    def service_request(self) -> ServiceRequest:
+        """The API-neutral request the service runs."""
+        return ServiceRequest(self.prompt, self.messages or (self.prompt,), self.max_tokens, None, self.stream)
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
@@ -85,10 +97,12 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
                           param="n")
     for name, high in (("temperature", 2.0), ("top_p", 1.0)):
         _optional_number(body, name, 0.0, high)
-    return ChatRequest(model, _prompt(body), stream, include_usage, max_tokens)
+    prompt, texts = _prompt(body)
+    return ChatRequest(model, prompt, stream, include_usage, max_tokens, texts)
 
 
-def _prompt(body: dict[str, Any]) -> str:
+def _prompt(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The prompt (the last user message) and the text of every message."""
     if "messages" not in body:
         raise bad_request("Missing required parameter: 'messages'.", param="messages",
                           code="missing_required_parameter")
@@ -100,6 +114,7 @@ def _prompt(body: dict[str, Any]) -> str:
         raise bad_request("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
                           "empty array instead.", param="messages", code="empty_array")
     prompt: str | None = None
+    texts: list[str] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
@@ -110,12 +125,13 @@ def _prompt(body: dict[str, Any]) -> str:
             raise bad_request(f"Invalid value for '{where}.role': expected one of {', '.join(map(repr, ROLES))}, "
                               f"but got {_show(role)}.", param=f"{where}.role")
         text = _text(message.get("content"), f"{where}.content", required=role == "user")
+        texts.append(text)
         if role == "user":
             prompt = text
     if prompt is None:
         raise bad_request("Invalid 'messages': at least one message must have the role 'user' (its content is the "
                           "prompt).", param="messages")
-    return prompt
+    return prompt, tuple(texts)
 
 
 def _text(content: Any, where: str, *, required: bool) -> str:

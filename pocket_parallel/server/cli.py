@@ -1,4 +1,4 @@
-"""The command line: ``python -m pocket_parallel.server --port 8000 --latency 0.5 --rpm 60``.
+"""The command line: ``python -m pocket_parallel.server --port 8000 --profile openai`` or ``--latency 0.5 --rpm 60``.
 
 Prints the server's URL once it listens, serves until Ctrl-C (or SIGTERM), then stops
 cleanly with status 0. A bad flag prints the usage line and a message naming the flag, and
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .. import _arguments as arg
+from ..service.profiles import PROFILE_NAMES
 from ..service.quota import ALGORITHMS
 from .local import LocalServer
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
@@ -23,45 +24,74 @@ from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
 FLAGS = {
     "latency": "--latency", "jitter": "--jitter", "seed": "--seed", "failure_rate": "--failure-rate",
     "stall_rate": "--stall-rate", "overload_rate": "--overload-rate", "max_concurrent": "--max-concurrent",
-    "requests_per_minute": "--rpm", "tokens_per_minute": "--tpm", "algorithm": "--algorithm",
-    "host": "--host", "port": "--port", "model": "--model",
+    "requests_per_minute": "--rpm", "tokens_per_minute": "--tpm", "input_tokens_per_minute": "--input-tpm",
+    "output_tokens_per_minute": "--output-tpm", "algorithm": "--algorithm", "quantum": "--quantum",
+    "slots": "--slots", "ttft": "--ttft", "tpot": "--tpot", "answer_tokens": "--answer-tokens",
+    "profile": "--profile", "host": "--host", "port": "--port", "model": "--model",
 }
+_GIVEN = argparse.SUPPRESS  # a setting left out takes its profile's value, or the default without one
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser, with every limit and fault as a flag."""
+    """The argument parser, with every setting as a flag."""
     p = argparse.ArgumentParser(
         prog="python -m pocket_parallel.server",
         description="A local LLM server speaking OpenAI's Chat Completions API, simulating the course's "
-                    "seeded service with provider-style limits and faults.",
+                    "seeded service with provider-style limits and faults. A flag left out takes its "
+                    "--profile's value (or, without a profile, the default shown); a flag given overrides it.",
     )
     add = p.add_argument
+    add("--profile", choices=PROFILE_NAMES, default=_GIVEN,
+        help="realistic defaults of one kind of provider (see pocket_parallel.service.profiles); default none")
     add("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK}: this machine only)")
     add("--port", type=arg.port(), default=8000, help="port to listen on; 0 picks a free one (default 8000)")
-    add("--latency", type=arg.latency(), default=0.5, help="mean seconds per call, 0.000001-86400 (default 0.5)")
-    add("--jitter", type=arg.number("--jitter", low=0.0, high=3.0), default=0.0, help="spread of the latency (coefficient of variation), in [0, 3]")
-    add("--seed", type=arg.seed(), default=0, help="seed of every latency, fault and answer, >= 0 (default 0)")
-    add("--failure-rate", type=arg.probability("--failure-rate"), default=0.0, help="share of calls failing with a 500 or 503 after their latency, in [0, 1)")
-    add("--stall-rate", type=arg.probability("--stall-rate"), default=0.0, help="share of calls accepted and never answered, in [0, 1)")
-    add("--overload-rate", type=arg.probability("--overload-rate"), default=0.0, help="share of calls turned away at once with a 529, in [0, 1)")
-    add("--max-concurrent", type=arg.limit("--max-concurrent", high=arg.MAX_IN_FLIGHT), default=None, help="most calls in flight, or none (default none)")
-    add("--rpm", type=arg.limit("--rpm"), default=None, help="requests per minute, or none (default none)")
-    add("--tpm", type=arg.limit("--tpm"), default=None, help="tokens per minute (prompt plus answer), or none (default none)")
-    add("--algorithm", choices=ALGORITHMS, default="token_bucket",
+    add("--latency", type=arg.latency(), default=_GIVEN,
+        help="mean seconds per call, 0.000001-86400 (default 0.5 without a profile); overrides a profile's --ttft/--tpot")
+    add("--ttft", type=arg.ttft(), default=_GIVEN, help="seconds to the first token, in [0, 86400], with --tpot")
+    add("--tpot", type=arg.tpot(), default=_GIVEN,
+        help="seconds per output token, in [0, 60]: a call takes ttft + output tokens x tpot")
+    add("--answer-tokens", type=arg.token_range("--answer-tokens"), default=_GIVEN,
+        help="draw each answer's length from LOW-HIGH output tokens, or none (default none: answers as they are)")
+    add("--jitter", type=arg.number("--jitter", low=0.0, high=3.0), default=_GIVEN,
+        help="spread of the latency (coefficient of variation), in [0, 3] (default 0)")
+    add("--seed", type=arg.seed(), default=_GIVEN, help="seed of every latency, fault and answer, >= 0 (default 0)")
+    add("--failure-rate", type=arg.probability("--failure-rate"), default=_GIVEN,
+        help="share of calls failing with a 500 or 503 after their latency, in [0, 1)")
+    add("--stall-rate", type=arg.probability("--stall-rate"), default=_GIVEN,
+        help="share of calls accepted and never answered, in [0, 1)")
+    add("--overload-rate", type=arg.probability("--overload-rate"), default=_GIVEN,
+        help="share of calls turned away at once with a 529, in [0, 1)")
+    add("--max-concurrent", type=arg.limit("--max-concurrent", high=arg.MAX_IN_FLIGHT), default=_GIVEN,
+        help="refuse calls beyond this many in flight, as a gateway does, or none (default none)")
+    add("--slots", type=arg.limit("--slots", high=arg.MAX_IN_FLIGHT), default=_GIVEN,
+        help="serve at most this many calls at once and queue the rest, as a self-hosted server does, or none")
+    add("--rpm", type=arg.limit("--rpm"), default=_GIVEN, help="requests per minute, or none (default none)")
+    add("--tpm", type=arg.limit("--tpm"), default=_GIVEN,
+        help="tokens per minute, or none: prompt plus answer without a profile; every message plus max_tokens "
+             "with one, as OpenAI counts")
+    add("--input-tpm", type=arg.limit("--input-tpm"), default=_GIVEN,
+        help="input tokens per minute (every message), or none, as Anthropic counts")
+    add("--output-tpm", type=arg.limit("--output-tpm"), default=_GIVEN,
+        help="output tokens per minute, or none: max_tokens reserved at admission, the unused part returned "
+             "at the end, as Anthropic counts")
+    add("--quantum", type=arg.quantum(), default=_GIVEN,
+        help="seconds of refill a per-minute bucket holds, in [0.001, 60] (default 60: a minute's burst; "
+             "1 enforces per second, as OpenAI documents)")
+    add("--algorithm", choices=ALGORITHMS, default=_GIVEN,
         help="how per-minute limits are counted (default token_bucket, refilled continuously)")
     add("--model", default=DEFAULT_MODEL, help=f"model name the server answers as (default {DEFAULT_MODEL})")
     return p
 
 
+#: Each flag's attribute on the parsed arguments, by setting name (where they differ).
+_ATTRIBUTES = {"requests_per_minute": "rpm", "tokens_per_minute": "tpm", "input_tokens_per_minute": "input_tpm",
+               "output_tokens_per_minute": "output_tpm"}
+
+
 def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> ServerSettings:
     """The settings the flags ask for; a bad value exits with status 2 and names its flag."""
-    args = p.parse_args(argv)
-    values = dict(
-        latency=args.latency, jitter=args.jitter, seed=args.seed, failure_rate=args.failure_rate,
-        stall_rate=args.stall_rate, overload_rate=args.overload_rate, max_concurrent=args.max_concurrent,
-        requests_per_minute=args.rpm, tokens_per_minute=args.tpm, algorithm=args.algorithm,
-        host=args.host, port=args.port, model=args.model,
-    )
+    args = vars(p.parse_args(argv))
+    values = {name: args[_ATTRIBUTES.get(name, name)] for name in FLAGS if _ATTRIBUTES.get(name, name) in args}
     try:
         return ServerSettings(**values)
     except (TypeError, ValueError) as error:
@@ -76,13 +106,7 @@ def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> Ser
 
 async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
     """Serve until SIGINT or SIGTERM, announcing the URL once listening."""
-    server = LocalServer(
-        settings.latency, settings.jitter, settings.seed, settings.failure_rate,
-        stall_rate=settings.stall_rate, overload_rate=settings.overload_rate,
-        max_concurrent=settings.max_concurrent, requests_per_minute=settings.requests_per_minute,
-        tokens_per_minute=settings.tokens_per_minute, algorithm=settings.algorithm,
-        host=settings.host, port=settings.port, model=settings.model,
-    )
+    server = LocalServer.from_settings(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

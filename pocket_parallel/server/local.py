@@ -19,16 +19,17 @@ thread or socket behind: requests still being answered, stalled ones included, a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from types import TracebackType
 from typing import Any, Literal
 
 from aiohttp import web
 
-from ..service.quota import Algorithm
+from ..service.settings import settings_from, takes_settings
 from .app import SERVICE, cancel_active, make_app
 from .service import ChatService
-from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
+from .settings import ServerSettings
 from .stats import ServerStats
 
 _STOP_TIMEOUT = 10.0
@@ -37,12 +38,13 @@ _STOP_TIMEOUT = 10.0
 class LocalServer:
     """An OpenAI-compatible LLM server on loopback, simulating the seeded course service.
 
-    The first four parameters and ``stall_rate``, ``overload_rate`` are those of
-    :class:`~pocket_parallel.SimulatedLLM` (the same seed and prompt give the same latency
-    and answer over HTTP as in-process); ``max_concurrent``, ``requests_per_minute``,
-    ``tokens_per_minute`` and ``algorithm`` the server's limits (per-minute limits are a
-    continuously refilled token bucket by default, as OpenAI and Anthropic describe theirs);
-    ``host``, ``port`` and ``model`` where it listens and the model name it answers as.
+    It takes every setting of :class:`~pocket_parallel.server.ServerSettings`, the first
+    four by position: those of :class:`~pocket_parallel.SimulatedLLM` (the same seed and
+    prompt give the same latency and answer over HTTP as in-process; calls of 0.5 s without a
+    profile), its limits (``max_concurrent``, ``requests_per_minute``, ``tokens_per_minute``,
+    ``input_tokens_per_minute``, ``output_tokens_per_minute``, ``algorithm``, ``quantum``,
+    ``slots``), its timing (``ttft``, ``tpot``, ``answer_tokens``), a ``profile``, and
+    ``host``, ``port`` and ``model``: where it listens and the model name it answers as.
 
     Start it with ``with`` (a thread of its own) or ``async with`` (the running loop), or
     with :meth:`start` / :meth:`astart` and stop it with :meth:`stop` / :meth:`astop`. While
@@ -50,27 +52,9 @@ class LocalServer:
     :meth:`stats` its counters and :meth:`reset` zeroes them between experiments.
     """
 
-    def __init__(
-        self,
-        latency: float = 0.5,
-        jitter: float = 0.0,
-        seed: int = 0,
-        failure_rate: float = 0.0,
-        *,
-        stall_rate: float = 0.0,
-        overload_rate: float = 0.0,
-        max_concurrent: int | None = None,
-        requests_per_minute: int | None = None,
-        tokens_per_minute: int | None = None,
-        algorithm: Algorithm = "token_bucket",
-        host: str = LOOPBACK,
-        port: int = 0,
-        model: str = DEFAULT_MODEL,
-    ) -> None:
-        self.settings = ServerSettings(
-            latency, jitter, seed, failure_rate, stall_rate, overload_rate, max_concurrent,
-            requests_per_minute, tokens_per_minute, algorithm, host, port, model,
-        )
+    @takes_settings(ServerSettings)
+    def __init__(self, *args: Any, **settings: Any) -> None:
+        self.settings: ServerSettings = settings_from(ServerSettings, "LocalServer", args, settings)
         self._mode: Literal["thread", "loop"] | None = None
         self._runner: web.AppRunner | None = None
         self._service: ChatService | None = None
@@ -78,6 +62,11 @@ class LocalServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> LocalServer:
+        """A server simulating ``settings`` (as the command line builds them)."""
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)})
 
     def __repr__(self) -> str:
         where = f"running at {self.url}" if self.running else "stopped"
@@ -206,7 +195,7 @@ class LocalServer:
     def reset(self) -> None:
         """Zero the counters and attempt numbers and refill the limits (as ``POST /stats/reset``).
 
-        Refused (:class:`~pocket_parallel.server.errors.ApiError`, a 409) while requests are in flight.
+        Refused (:class:`~pocket_parallel.server.service.Busy`, a RuntimeError) while requests are in flight.
         """
         self._on_server_loop(lambda service: service.reset())
 

@@ -20,10 +20,13 @@ class ServerStats:
       included).
     - ``retries``: requests that were a retry of the one before with the same prompt
       (attempt 2 or more, numbered as :class:`~pocket_parallel.service.model.AttemptNumbers` does).
-    - ``in_flight`` and ``peak_in_flight``: admitted requests not yet ended, now and at most.
-    - ``prompt_tokens``: the prompts of every admitted request (the service read them, whatever
-      became of the request: a retry sends its prompt again); ``completion_tokens``: every
-      answer sent; ``total_tokens``: the two together, what a provider would bill.
+    - ``in_flight`` and ``peak_in_flight``: admitted requests not yet ended, now and at most
+      (waiting for a slot included); ``queued``: admitted requests that had to wait in line for
+      one of the ``slots``.
+    - ``prompt_tokens``: the input tokens (every message) of every admitted request (the service
+      read them, whatever became of the request: a retry sends them again);
+      ``completion_tokens``: the output tokens of every answer sent, thinking included;
+      ``total_tokens``: the two together, what a provider would bill.
     """
 
     requests: int = 0
@@ -37,6 +40,7 @@ class ServerStats:
     retries: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    queued: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0

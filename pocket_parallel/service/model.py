@@ -18,12 +18,16 @@ from statistics import NormalDist
 from typing import Any
 
 from .._format import clip
+from .._arguments import MAX_TOKENS as MAX_OUTPUT_TOKENS
 from .._validate import check_int, check_prompt, check_real
+from .timing import Timing
 
 #: Characters per token in :func:`estimate_tokens`: the usual rule of thumb for English text.
 CHARS_PER_TOKEN = 4
 #: Latency at most one day: longer would be a mistake (hours typed as seconds), not a lesson.
 MAX_LATENCY = 86_400.0
+#: Time per output token at most a minute.
+MAX_TPOT = 60.0
 
 _STANDARD_NORMAL = NormalDist()
 _TRANSLATE = re.compile(r"^\s*translate(?:\s+(?:this|it))?\s+(?:in)?to\s+([^\n:]{1,40}?)\s*$", re.I)
@@ -62,7 +66,8 @@ class ServiceModel:
     Parameters
     ----------
     latency:
-        Mean seconds a call takes (> 0, at most one day).
+        Mean seconds a call takes (> 0, at most one day), whatever its answer; or None, with
+        ``ttft`` and ``tpot`` instead.
     jitter:
         Spread of the latency: its coefficient of variation (standard deviation over mean),
         in ``[0, 3]``. 0 makes every call take exactly ``latency``; 0.3 gives the long tail
@@ -79,19 +84,34 @@ class ServiceModel:
         Probability in ``[0, 1)`` that an attempt is turned away at once as overloaded
         (the HTTP 529 one major provider sends). ``failure_rate + overload_rate`` must
         stay below 1.
+    ttft, tpot:
+        With ``latency=None``: seconds to the first token (in ``[0, 86400]``) and per output
+        token (in ``[0, 60]``). A call then takes ``ttft + output tokens × tpot`` (slower in a
+        batch: :mod:`~pocket_parallel.service.timing`), scaled by the same log-normal draw
+        that ``jitter`` gives a plain latency, so the mean stays that of the formula.
+    answer_tokens:
+        None: each answer is as long as its text (a dozen tokens or so). A pair (low, high):
+        each prompt's answer is drawn, seeded, to a length in ``[low, high]`` tokens (never
+        shorter than its text), and filled out with plain words so that text and token
+        counts agree.
     """
 
-    latency: float = 1.0
+    latency: float | None = 1.0
     jitter: float = 0.0
     seed: int = 0
     failure_rate: float = 0.0
     stall_rate: float = 0.0
     overload_rate: float = 0.0
+    ttft: float | None = None
+    tpot: float | None = None
+    answer_tokens: tuple[int, int] | None = None
     _mu: float = field(init=False, repr=False, compare=False)
     _sigma: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_real("latency", self.latency, low=0.0, high=MAX_LATENCY, low_open=True)
+        check_timing(self.latency, self.ttft, self.tpot)
+        if self.answer_tokens is not None:
+            object.__setattr__(self, "answer_tokens", check_answer_tokens(self.answer_tokens))
         check_real("jitter", self.jitter, low=0.0, high=3.0)
         check_int("seed", self.seed, low=0)
         for name in ("failure_rate", "stall_rate", "overload_rate"):
@@ -104,7 +124,9 @@ class ServiceModel:
         # Log-normal with mean `latency` and coefficient of variation `jitter`.
         sigma = math.sqrt(math.log1p(float(self.jitter) ** 2))
         object.__setattr__(self, "_sigma", sigma)
-        object.__setattr__(self, "_mu", math.log(float(self.latency)) - sigma**2 / 2)
+        # With ttft and tpot the draw scales the call's whole schedule: a factor of mean 1.
+        mean = 1.0 if self.latency is None else float(self.latency)
+        object.__setattr__(self, "_mu", math.log(mean) - sigma**2 / 2)
 
     def _uniforms(self, prompt: str, attempt: int) -> tuple[float, float]:
         """Two independent uniforms in (0, 1) drawn from (seed, attempt, prompt) alone."""
@@ -120,13 +142,57 @@ class ServiceModel:
         a, b = int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
         return (a + 0.5) / 2**64, (b + 0.5) / 2**64
 
+    @property
+    def token_timed(self) -> bool:
+        """Whether calls take time per token (``ttft`` and ``tpot``) rather than one ``latency``."""
+        return self.latency is None
+
     def latency_for(self, prompt: str, attempt: int = 1) -> float:
-        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond."""
+        """Seconds the given attempt at ``prompt`` takes, rounded to the microsecond.
+
+        With ``ttft`` and ``tpot``: its :meth:`timing_for` its whole answer, alone in its batch.
+        """
+        if self.latency is None:
+            return self.timing_for(prompt, attempt, self.answer_length(prompt)).total
         if self.jitter == 0.0:
             return float(self.latency)
         u, _ = self._uniforms(check_prompt(prompt), attempt)
         seconds = math.exp(self._mu + self._sigma * _STANDARD_NORMAL.inv_cdf(u))
         return max(round(seconds, 6), 1e-6)
+
+    def timing_for(self, prompt: str, attempt: int, output_tokens: int, batch: int = 1) -> Timing:
+        """When the given attempt's ``output_tokens`` come, with ``batch`` sequences decoded together.
+
+        With ``ttft`` and ``tpot``: TTFT plus the tokens at TPOT(batch) (see
+        :mod:`~pocket_parallel.service.timing`), all scaled by the attempt's log-normal draw.
+        Without: the whole answer at once after :meth:`latency_for`.
+        """
+        if self.ttft is None or self.tpot is None:
+            return Timing.at_once(self.latency_for(prompt, attempt))
+        factor = 1.0
+        if self.jitter != 0.0:
+            u, _ = self._uniforms(check_prompt(prompt), attempt)
+            factor = math.exp(self._mu + self._sigma * _STANDARD_NORMAL.inv_cdf(u))
+        return Timing.streamed(factor, self.ttft, self.tpot, output_tokens, batch)
+
+    def _draw(self, prompt: str, what: str) -> float:
+        """A uniform in (0, 1) drawn from (seed, prompt, what) alone: the same for every attempt."""
+        digest = hashlib.blake2b(f"{self.seed}\x1f{check_prompt(prompt)}\x1f{what}".encode(), digest_size=8).digest()
+        return (int.from_bytes(digest, "big") + 0.5) / 2**64
+
+    def answer_length(self, prompt: str) -> int:
+        """Output tokens of the answer to ``prompt``: its own, or a seeded draw in ``answer_tokens`` if longer."""
+        own = estimate_tokens(answer_to(prompt))
+        if self.answer_tokens is None:
+            return own
+        low, high = self.answer_tokens
+        return max(own, low + math.floor(self._draw(prompt, "answer") * (high - low + 1)))
+
+    def thinking_length(self, prompt: str, budget: int) -> int:
+        """Tokens of the thinking block for ``prompt`` under a thinking ``budget``: seeded, in ``[budget // 4, budget]``."""
+        budget = check_int("budget", budget, low=1)
+        low = max(1, budget // 4)
+        return low + math.floor(self._draw(prompt, "thinking") * (budget - low + 1))
 
     def fails(self, prompt: str, attempt: int = 1) -> bool:
         """Whether the given attempt at ``prompt`` ends in a transient error after its latency."""
@@ -161,6 +227,34 @@ class ServiceModel:
     def tokens_for(self, prompt: str) -> int:
         """Tokens a call with ``prompt`` uses: prompt plus answer, one token per 4 characters."""
         return estimate_tokens(check_prompt(prompt)) + estimate_tokens(answer_to(prompt))
+
+
+def check_timing(latency: Any, ttft: Any, tpot: Any) -> None:
+    """A call's time: a ``latency``, or ``ttft`` and ``tpot`` (a time to first token and a time per token)."""
+    if latency is not None:
+        check_real("latency", latency, low=0.0, high=MAX_LATENCY, low_open=True)
+        if ttft is not None or tpot is not None:
+            raise ValueError(f"give latency (the mean seconds per call) or ttft and tpot (seconds to the first "
+                             f"token and per output token), not both; got latency={latency!r}, ttft={ttft!r}, "
+                             f"tpot={tpot!r}")
+        return
+    if ttft is None or tpot is None:
+        raise ValueError(f"ttft and tpot go together (seconds to the first token and per output token); got "
+                         f"ttft={ttft!r} and tpot={tpot!r}")
+    check_real("ttft", ttft, low=0.0, high=MAX_LATENCY)
+    check_real("tpot", tpot, low=0.0, high=MAX_TPOT)
+    if ttft == 0 and tpot == 0:
+        raise ValueError("ttft and tpot cannot both be 0: a call would take no time at all")
+
+
+def check_answer_tokens(value: Any) -> tuple[int, int]:
+    """A range (low, high) of output tokens to draw answers from: integers with 1 <= low <= high <= 1,000,000."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+            or not 1 <= value[0] <= value[1] <= MAX_OUTPUT_TOKENS):
+        raise ValueError(f"answer_tokens must be a pair (low, high) of integers with 1 <= low <= high <= "
+                         f"{MAX_OUTPUT_TOKENS:,} (output tokens per answer), or None; got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 def check_rate(name: str, value: Any) -> float:

@@ -58,15 +58,22 @@ class AnswerCounts:
     def __init__(self, server: LocalServer) -> None:
         service = server._service
         assert service is not None
-        inner = service.answer
+        inner = service.call
         self.counts: Counter[str] = Counter()
 
-        async def answer(chat: Any) -> Any:
-            result = await inner(chat)
-            self.counts[chat.prompt] += 1
-            return result
+        def call(request: Any) -> Any:
+            served = inner(request)
+            finish = served.finish
 
-        service.answer = answer  # type: ignore[method-assign]
+            async def counted() -> Any:
+                reply = await finish()
+                self.counts[request.prompt] += 1
+                return reply
+
+            served.finish = counted  # type: ignore[method-assign]
+            return served
+
+        service.call = call  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="module")

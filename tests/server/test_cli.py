@@ -43,6 +43,17 @@ def test_it_prints_its_url_serves_and_stops_cleanly_on_ctrl_c():
     (["--failure-rate", "1"], "--failure-rate"),
     (["--port", "70000"], "--port"),
     (["--colour", "blue"], "--colour"),
+    (["--quantum", "0"], "--quantum"),
+    (["--quantum", "2", "--algorithm", "sliding_window"], "--quantum"),
+    (["--slots", "0"], "--slots"),
+    (["--ttft", "-1"], "--ttft"),
+    (["--tpot", "61"], "--tpot"),
+    (["--ttft", "0.5"], "--ttft"),
+    (["--latency", "1", "--ttft", "0.5", "--tpot", "0.01"], "latency"),
+    (["--input-tpm", "0"], "--input-tpm"),
+    (["--output-tpm", "lots"], "--output-tpm"),
+    (["--profile", "azure"], "--profile"),
+    (["--answer-tokens", "400-100"], "--answer-tokens"),
 ])
 def test_bad_flags_print_the_usage_and_exit_2(flags, named, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -57,3 +68,19 @@ def test_a_bad_flag_exits_2_from_a_real_process_too():
     done = subprocess.run(COMMAND + ["--tpm", "-5"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("usage: ") and "--tpm: must be an integer in [1, 1,000,000,000]" in done.stderr
+
+
+def test_a_profile_fills_in_what_no_flag_gives_and_any_flag_overrides_it():
+    from pocket_parallel.server.cli import parser, settings_from
+
+    plain = settings_from(["--port", "0"], parser())
+    assert (plain.latency, plain.quantum, plain.requests_per_minute, plain.profile) == (0.5, 60.0, None, None)
+    openai = settings_from(["--profile", "openai"], parser())
+    assert (openai.requests_per_minute, openai.tokens_per_minute, openai.quantum) == (500, 200_000, 1.0)
+    assert (openai.latency, openai.ttft, openai.tpot) == (None, 0.5, 0.01)
+    overridden = settings_from(["--profile", "openai", "--rpm", "none", "--quantum", "60", "--latency", "0.2"], parser())
+    assert (overridden.requests_per_minute, overridden.quantum, overridden.latency, overridden.ttft) == (None, 60.0, 0.2, None)
+    hosted = settings_from(["--profile", "self-hosted", "--slots", "3", "--input-tpm", "900", "--output-tpm", "300"],
+                           parser())
+    assert (hosted.slots, hosted.input_tokens_per_minute, hosted.output_tokens_per_minute) == (3, 900, 300)
+    assert "8 slots" not in hosted.describe() and "3 slots (the rest queue)" in hosted.describe()

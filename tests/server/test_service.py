@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.server.chat_request import ChatRequest
-from pocket_parallel.server.errors import ApiError
-from pocket_parallel.server.service import ChatService
+from pocket_parallel.server.service import Busy, ChatService, Faulted, Overloaded, Refused, ServiceRequest
 from pocket_parallel.server.settings import ServerSettings
 from pocket_parallel.service.model import ServiceModel, estimate_tokens
 
 
-def _ask(service: ChatService, prompt: str, **options) -> object:
-    return service.answer(ChatRequest("m", prompt, **options))
+@dataclass(frozen=True)
+class Answered:
+    """What a finished call gave: its reply, attempt and input tokens."""
+
+    text: str
+    attempt: int
+    prompt_tokens: int
+    completion_tokens: int
+    stop_reason: str
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+async def _ask(service: ChatService, prompt: str, **options) -> Answered:
+    async with service.call(ServiceRequest(prompt, **options)) as call:
+        reply = await call.finish()
+        return Answered(reply.text, call.attempt, call.input_tokens, reply.output_tokens, reply.stop_reason)
 
 
 async def _timed(service: ChatService, prompt: str) -> tuple[float, object]:
@@ -24,7 +40,7 @@ async def _timed(service: ChatService, prompt: str) -> tuple[float, object]:
     start = loop.time()
     try:
         result: object = await _ask(service, prompt)
-    except ApiError as error:
+    except (Refused, Overloaded, Faulted) as error:
         result = error
     return round(loop.time() - start, 6), result
 
@@ -54,11 +70,11 @@ def test_a_retry_is_numbered_as_simulated_llm_numbers_it():
         return [await _timed(service, prompt), await _timed(service, prompt), await _timed(service, prompt)]
 
     (t1, first), (t2, second), (t3, third) = run(twice(), clock="virtual")
-    assert isinstance(first, ApiError) and first.status == model.error_status(prompt, 1) and first.type == "server_error"
+    assert isinstance(first, Faulted) and first.status == model.error_status(prompt, 1)
     assert (t1, t2) == (model.latency_for(prompt, 1), model.latency_for(prompt, 2))
     assert second.attempt == 2
     # After a success the count starts again: the third call is attempt 1 again, and fails as the first did.
-    assert isinstance(third, ApiError) and t3 == t1
+    assert isinstance(third, Faulted) and t3 == t1
     stats = service.stats
     assert (stats.requests, stats.errors, stats.ok, stats.retries, stats.in_flight) == (3, 2, 1, 1, 0)
     # Every attempt's prompt was read (a retry is billed again); one answer was sent.
@@ -77,13 +93,13 @@ def test_overloaded_calls_are_turned_away_at_once_with_529():
 
     for prompt, (seconds, result) in zip(prompts, run(each(), clock="virtual")):
         if model.overloaded(prompt):
-            assert isinstance(result, ApiError) and result.status == 529 and seconds == 0
+            assert isinstance(result, Overloaded) and seconds == 0
         else:
             assert result.text
     assert service.stats.overloaded == sum(model.overloaded(p) for p in prompts) > 0
 
 
-def test_a_refusal_says_when_to_come_back_in_seconds_and_milliseconds():
+def test_a_refusal_names_its_limit_and_says_when_to_come_back():
     service = ChatService(ServerSettings(latency=0.25, max_concurrent=1, requests_per_minute=600))
 
     async def two_at_once():
@@ -91,19 +107,19 @@ def test_a_refusal_says_when_to_come_back_in_seconds_and_milliseconds():
 
     (_, ok), (seconds, refused) = run(two_at_once(), clock="virtual")
     assert ok.text and seconds == 0
-    assert (refused.status, refused.type, refused.code) == (429, "requests", "rate_limit_exceeded")
-    assert refused.headers["retry-after-ms"] == "250" and refused.headers["retry-after"] == "1"
-    assert refused.headers["x-ratelimit-limit-requests"] == "600"
-    assert refused.headers["x-ratelimit-remaining-requests"] == "599"  # the refused request used no quota
-    assert "250 ms" in refused.message
+    refusal = refused.refusal
+    assert (refusal.limit, refusal.retry_after, refusal.retry_after_ms, refusal.allowed) == ("max_concurrent", 0.25, 250, 1)
+    assert refused.limits["requests_per_minute"].remaining == 599  # the refused request used no quota
+    assert refusal.message == "Rate limit reached for requests in flight: limit 1 at once. Please try again in 250 ms."
 
 
-def test_a_request_larger_than_the_token_budget_is_told_not_to_retry():
+def test_a_request_larger_than_the_token_budget_is_too_large_for_good():
     service = ChatService(ServerSettings(latency=0.1, tokens_per_minute=5))
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(Refused) as caught:
         run(_ask(service, "Summarize: " + "word " * 50), clock="virtual")
-    assert caught.value.status == 429 and caught.value.headers["x-should-retry"] == "false"
-    assert "retry-after" not in caught.value.headers
+    refusal = caught.value.refusal
+    assert refusal.too_large and refusal.limit == "tokens_per_minute" and refusal.allowed == 5
+    assert refusal.message.startswith("Request too large for tokens per minute (TPM): limit 5, requested ")
 
 
 @pytest.mark.parametrize("algorithm", ["token_bucket", "sliding_window"])
@@ -122,7 +138,7 @@ def test_admissions_never_exceed_the_per_minute_budget(algorithm):
             start = loop.time()
             try:
                 await _ask(service, f"Summarize: {i}")
-            except ApiError:
+            except Refused:
                 return
             admitted.append(start)
 
@@ -164,7 +180,7 @@ def test_a_stall_holds_its_slot_until_cancelled_and_is_counted():
 def test_max_tokens_cuts_the_answer_and_says_so():
     service = ChatService(ServerSettings(latency=0.1))
     answer = run(_ask(service, "Summarize: " + "many words here " * 10, max_tokens=3), clock="virtual")
-    assert (answer.finish_reason, answer.completion_tokens, len(answer.text)) == ("length", 3, 12)
+    assert (answer.stop_reason, answer.completion_tokens, len(answer.text)) == ("max_tokens", 3, 12)
 
 
 def test_reset_is_refused_while_requests_are_in_flight():
@@ -173,15 +189,14 @@ def test_reset_is_refused_while_requests_are_in_flight():
     async def reset_during_a_call():
         task = asyncio.ensure_future(_ask(service, "Summarize: x"))
         await asyncio.sleep(0.5)
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(Busy, match="in flight"):
             service.reset()
-        assert caught.value.status == 409
         await task
         service.reset()
-        return service.rate_headers()
+        return service.limits()
 
-    headers = run(reset_during_a_call(), clock="virtual")
-    assert service.stats.requests == 0 and headers["x-ratelimit-remaining-requests"] == "10"
+    limits = run(reset_during_a_call(), clock="virtual")
+    assert service.stats.requests == 0 and limits["requests_per_minute"].remaining == 10
 
 
 def test_settings_are_checked_with_the_parameter_named():
@@ -196,3 +211,41 @@ def test_settings_are_checked_with_the_parameter_named():
     with pytest.raises(ValueError, match="host"):
         ServerSettings(host="")
     assert math.isclose(ServerSettings().latency, 0.5)
+
+
+def test_tokens_stream_at_the_time_per_token_pace_thinking_first():
+    service = ChatService(ServerSettings(ttft=0.5, tpot=0.01, answer_tokens=(20, 20)))
+
+    async def streamed() -> tuple[list[tuple[str, float]], float, object]:
+        loop = asyncio.get_running_loop()
+        async with service.call(ServiceRequest("Summarize: a", max_tokens=200, thinking_budget=40)) as call:
+            start = call.served_at
+            arrivals = [(piece.kind, round(loop.time() - start, 6)) async for piece in call.pieces()]
+            return arrivals, round(loop.time() - start, 6), call.reply
+
+    arrivals, end, reply = run(streamed(), clock="virtual")
+    thinking = reply.thinking_tokens
+    assert 10 <= thinking <= 40 and reply.text_tokens == 20 and len(arrivals) == thinking + 20
+    assert [kind for kind, _ in arrivals] == ["thinking"] * thinking + ["text"] * 20
+    assert [t for _, t in arrivals] == pytest.approx([0.5 + k * 0.01 for k in range(thinking + 20)], abs=1e-6)
+    assert end == round(0.5 + (thinking + 20) * 0.01, 6)
+    assert (service.stats.ok, service.stats.completion_tokens) == (1, thinking + 20)
+
+
+def test_a_failing_stream_fails_after_its_whole_time_before_any_token():
+    model = ServiceModel(latency=0.3, seed=1, failure_rate=0.5)
+    prompt = next(p for p in (f"Summarize: {i}" for i in range(100)) if model.fails(p, 1))
+    service = ChatService(ServerSettings(latency=0.3, seed=1, failure_rate=0.5))
+
+    async def stream() -> tuple[list[object], float, int]:
+        loop = asyncio.get_running_loop()
+        pieces: list[object] = []
+        with pytest.raises(Faulted) as caught:
+            async with service.call(ServiceRequest(prompt, stream=True)) as call:
+                async for piece in call.pieces():
+                    pieces.append(piece)
+        return pieces, loop.time(), caught.value.status
+
+    pieces, end, status = run(stream(), clock="virtual")
+    assert pieces == [] and end == 0.3 and status == model.error_status(prompt, 1)
+    assert (service.stats.errors, service.stats.ok, service.stats.in_flight) == (1, 0, 0)

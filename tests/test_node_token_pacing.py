@@ -1,0 +1,107 @@
+"""The node's input and output token budgets: even pacing that a provider's per-second bucket never refuses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pocket_parallel import BoundedParallelBatchNode, SimulatedLLM, run
+from pocket_parallel.limits import TokenBudget, estimate_tokens
+
+MAX_TOKENS = 500
+
+
+class Ask(BoundedParallelBatchNode):
+    """Sends each prompt with max_tokens=500, as a program written for a provider's API does."""
+
+    def __init__(self, llm: SimulatedLLM, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.llm = llm
+
+    async def prep_async(self, shared: dict[str, Any]) -> list[str]:
+        return shared["prompts"]
+
+    async def exec_async(self, prompt: str) -> str:
+        reply = await self.llm.complete(prompt, max_tokens=MAX_TOKENS)
+        return reply.text
+
+    async def post_async(self, shared: dict[str, Any], prep_res: Any, exec_res: list[Any]) -> None:
+        shared["answers"] = exec_res
+
+
+def _starts(llm: SimulatedLLM) -> list[float]:
+    return sorted(round(record.start, 6) for record in llm.trace if record.outcome != "rate_limited")
+
+
+def _run(node: Ask, prompts: list[str]) -> dict[str, Any]:
+    shared: dict[str, Any] = {"prompts": prompts}
+    run(node.run_async(shared), clock="virtual")
+    return shared
+
+
+PROMPTS = [f"Translate to French: sentence number {i} of the cookbook" for i in range(24)]
+
+
+def test_pacing_on_reserved_output_tokens_draws_no_429_where_a_burst_draws_many():
+    def anthropic_like() -> SimulatedLLM:  # 6,000 output tokens a minute, enforced per second
+        return SimulatedLLM(latency=2.0, output_tokens_per_minute=6_000, quantum=1.0)
+
+    burst_llm = anthropic_like()
+    _run(Ask(burst_llm, collect_failures=True), PROMPTS)
+    assert burst_llm.stats.rate_limited == 23  # one fits the bucket; the other 23 are refused at once
+
+    llm = anthropic_like()
+    shared = _run(Ask(llm, max_output_tokens_per_minute=6_000, output_tokens_for=MAX_TOKENS), PROMPTS)
+    assert llm.stats.rate_limited == 0 and len(shared["answers"]) == 24
+    starts = _starts(llm)
+    assert starts == pytest.approx([5.0 * i for i in range(24)])  # 500 tokens at 6,000 a minute: one every 5 s
+
+
+def test_pacing_on_input_tokens_spaces_each_request_by_its_own_size():
+    llm = SimulatedLLM(latency=1.0, input_tokens_per_minute=1_200, quantum=1.0)
+    prompts = ["Summarize: " + "word " * n for n in (20, 60, 4, 100)]
+    shared = _run(Ask(llm, max_input_tokens_per_minute=1_200, input_tokens_for=estimate_tokens), prompts)
+    assert llm.stats.rate_limited == 0 and len(shared["answers"]) == 4
+    sizes = [estimate_tokens(p) for p in prompts]
+    expected = [0.0]
+    for size in sizes[:-1]:  # each request waits until the one before it is paid for, at 20 tokens a second
+        expected.append(expected[-1] + size / 20)
+    assert _starts(llm) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_new_budgets_start_with_no_burst_while_max_tokens_per_minute_keeps_its_minute():
+    even, burst = SimulatedLLM(latency=1.0), SimulatedLLM(latency=1.0)
+    _run(Ask(even, max_output_tokens_per_minute=60_000, output_tokens_for=lambda prompt: 1_000), PROMPTS[:4])
+    _run(Ask(burst, max_tokens_per_minute=60_000, tokens_for=lambda prompt: 1_000), PROMPTS[:4])
+    assert _starts(even) == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert _starts(burst) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_a_shared_budget_paces_two_nodes_together():
+    llm = SimulatedLLM(latency=0.5)
+    budget = TokenBudget(6_000, quantum=0)
+
+    async def both() -> None:
+        nodes = [Ask(llm, max_output_tokens_per_minute=budget, output_tokens_for=MAX_TOKENS) for _ in range(2)]
+        await asyncio.gather(*(node.run_async({"prompts": PROMPTS[i::2][:3]}) for i, node in enumerate(nodes)))
+
+    run(both(), clock="virtual")
+    assert _starts(llm) == pytest.approx([5.0 * i for i in range(6)])
+    assert repr(budget) == "TokenBudget(tokens_per_minute=6000, quantum=0)"
+
+
+@pytest.mark.parametrize("settings, error, named", [
+    ({"max_output_tokens_per_minute": 0, "output_tokens_for": 10}, ValueError, "max_output_tokens_per_minute"),
+    ({"max_input_tokens_per_minute": 2.5, "input_tokens_for": len}, ValueError, "max_input_tokens_per_minute"),
+    ({"max_output_tokens_per_minute": 1_000}, ValueError, "output_tokens_for must be given with max_output_tokens"),
+    ({"max_input_tokens_per_minute": 1_000}, ValueError, "input_tokens_for must be given with max_input_tokens"),
+    ({"max_output_tokens_per_minute": 1_000, "output_tokens_for": 0}, ValueError, "output_tokens_for"),
+    ({"max_input_tokens_per_minute": 1_000, "input_tokens_for": 5}, TypeError, "input_tokens_for must be a function"),
+])
+def test_bad_pacing_settings_are_refused_naming_them(settings, error, named):
+    with pytest.raises(error, match=named):
+        Ask(SimulatedLLM(), **settings)
+    with pytest.raises(ValueError, match="quantum"):
+        TokenBudget(100, quantum=61)
