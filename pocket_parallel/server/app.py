@@ -114,6 +114,14 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         return _error(ApiError(500, "The server had an unexpected error.", type="server_error"), request)
 
 
+def _answering(request: web.Request) -> asyncio.Task[Any]:
+    """The handler's task, now among those being answered (:func:`cancel_active` ends them); discard it when done."""
+    task = asyncio.current_task()
+    assert task is not None  # aiohttp runs every handler in a task
+    request.app[ACTIVE].add(task)
+    return task
+
+
 async def _chat(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     numbers = request.app[NUMBERS]
@@ -124,10 +132,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         service.stats.bad_requests += 1
         error.headers.update(openai_rate_headers(service.limits()))
         raise
-    task = asyncio.current_task()
-    assert task is not None  # aiohttp runs every handler in a task
-    active = request.app[ACTIVE]
-    active.add(task)
+    task = _answering(request)
     try:
         async with service.call(chat.service_request()) as call:
             headers = {**openai_rate_headers(call.limits), "x-request-id": f"req_{number}"}
@@ -142,7 +147,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     except Faulted as faulted:
         raise openai.faulted_error(faulted) from None
     finally:
-        active.discard(task)
+        request.app[ACTIVE].discard(task)
 
 
 async def _stream(request: web.Request, chat: ChatRequest, call: ServiceCall, number: int,
@@ -182,10 +187,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         service.stats.bad_requests += 1
         error.headers.update(_anthropic_headers(service))
         raise
-    task = asyncio.current_task()
-    assert task is not None  # aiohttp runs every handler in a task
-    active = request.app[ACTIVE]
-    active.add(task)
+    task = _answering(request)
     try:
         async with service.call(messages.service_request()) as call:
             headers = {**_anthropic_headers(service, call.limits), "request-id": request[REQUEST_ID]}
@@ -203,7 +205,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     except Faulted as faulted:
         raise anthropic.faulted_error(faulted.status, _anthropic_headers(service, faulted.limits)) from None
     finally:
-        active.discard(task)
+        request.app[ACTIVE].discard(task)
 
 
 def _anthropic_headers(service: ChatService, limits: LimitStates | None = None) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The simulated service behind the HTTP routes, API-neutral: one request in, a reply or a refusal out.
 
-Every endpoint (OpenAI's ``/v1/chat/completions`` here, Anthropic's ``/v1/messages`` next)
-turns its body into a :class:`ServiceRequest`, runs it through :meth:`ChatService.call`, and
+Every endpoint (OpenAI's ``/v1/chat/completions``, Anthropic's ``/v1/messages``) turns its
+body into a :class:`ServiceRequest`, runs it through :meth:`ChatService.call`, and
 renders what comes back in its own API's shapes. The service knows nothing of HTTP, JSON or
 either API: the same seed, prompt and attempt number give the same latency, answer and faults
 as :class:`~pocket_parallel.SimulatedLLM`, because both run a
@@ -52,7 +52,7 @@ frees the slot, returns the unused output reservation and counts the request.
 A request an endpoint rejects before the service (a 400) should still carry the rate-limit
 headers of :meth:`ChatService.limits`, and be counted with ``service.stats.bad_requests += 1``.
 
-An endpoint, in outline (the OpenAI one is ``_chat`` in :mod:`.app`)::
+An endpoint, in outline (``_chat`` and ``_messages`` in :mod:`.app` are the two)::
 
     request = ServiceRequest(prompt, messages=texts, max_tokens=body["max_tokens"],
                              thinking_budget=budget_or_None, stream=body.get("stream", False))
