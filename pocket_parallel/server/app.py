@@ -86,7 +86,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _error(error: ApiError, request: web.Request | None = None) -> web.Response:
-    if request is not None and request.path.startswith(MESSAGES_PATH):  # each API's errors in its own shape
+    if request is not None and f"{request.path}/".startswith(f"{MESSAGES_PATH}/"):  # each API's errors in its shape
         error = anthropic.AnthropicApiError.from_error(error, request.get(REQUEST_ID))
     return _json(error.body(), error.status, error.headers)
 

@@ -205,7 +205,7 @@ def test_bad_requests_get_anthropics_400_counted_and_every_error_takes_its_route
         wrong_method = http.get("/v1/messages")
         huge = http.post("/v1/messages", content=b"x" * (1024 * 1024 + 1))
         openai_malformed = http.post("/v1/chat/completions", content=b"{\"model\": ")
-        openai_no_route = http.post("/v1/chat/completion", json=chat_body())
+        openai_no_route = http.post("/v1/messagesx", json=chat_body())  # not under /v1/messages: OpenAI's shape
         stats = server.stats()
     for response, status, kind in ((malformed, 400, "invalid_request_error"), (missing, 400, "invalid_request_error"),
                                    (no_route, 404, "not_found_error"), (wrong_method, 405, "invalid_request_error"),
