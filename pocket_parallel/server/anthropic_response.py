@@ -21,8 +21,9 @@ Each ``thinking_delta`` and ``text_delta`` carries one output token, and its
 token's time: the events before it go with it, the events after the last token at the end.
 
 The official ``anthropic`` client reads all of these as its own types (``Message``,
-``RawMessageStreamEvent``), and its ``messages.stream(...)`` rebuilds the same ``Message`` from
-the events (tests/server/test_anthropic_response.py checks both with the client's own code).
+``RawMessageStreamEvent``: tests/server/test_anthropic_response.py), and its
+``messages.stream(...)`` rebuilds from the events the ``Message`` a plain request gets
+(tests/server/test_anthropic_endpoint.py).
 """
 
 from __future__ import annotations
