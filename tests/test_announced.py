@@ -7,8 +7,11 @@ import datetime
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
+from pocket_parallel.limits import estimate_tokens
 from pocket_parallel.limits.announced import AnnouncedLimits, PerMinute, parse_duration, parse_rfc3339
-from pocket_parallel.server.anthropic_response import ratelimit_headers
+from pocket_parallel.service.bucket import LimitState
+from pocket_parallel.service.headers import anthropic_rate_headers
+from pocket_parallel.service.provider import DEFAULT_MAX_TOKENS
 from tests.support import AskNode, prompts
 
 
@@ -53,7 +56,7 @@ NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
 def anthropic_headers(**families):
     """``anthropic-ratelimit-*`` headers as the course's server writes them: family -> (limit, remaining, reset s)."""
-    return ratelimit_headers({name.replace("_", "-"): state for name, state in families.items()}, NOW)
+    return anthropic_rate_headers({f"{name}_per_minute": LimitState(*state) for name, state in families.items()}, NOW)
 
 
 def test_anthropics_headers_are_read_with_resets_counted_from_now():
@@ -72,17 +75,49 @@ def test_anthropics_headers_are_read_with_resets_counted_from_now():
         input_tokens_per_minute=30_000, output_tokens_per_minute=8_000, remaining_input_tokens=29_000,
         remaining_output_tokens=0, reset_input_tokens=2.5, reset_output_tokens=0.0)
     assert limits.per_minute() == PerMinute(requests=50, tokens=None, input_tokens=30_000, output_tokens=8_000)
-    assert limits.node_settings(6.0) == {"max_concurrency": 5, "max_per_minute": 50, "max_tokens_per_minute": None}
+    assert limits.node_settings(6.0) == {"max_concurrency": 5, "max_per_minute": 50, "max_tokens_per_minute": None,
+                                         "max_input_tokens_per_minute": 30_000, "max_output_tokens_per_minute": 8_000}
 
 
 def test_what_the_server_writes_reads_back():
     headers = anthropic_headers(requests=(1_000, 990, 0.6), input_tokens=(40_000, 39_000, 1.5),
                                 output_tokens=(16_000, 0, 60.0))
-    assert headers["anthropic-ratelimit-requests-reset"] == "2026-03-01T12:00:01Z"  # whole seconds, rounded up
+    assert headers["anthropic-ratelimit-requests-reset"] == "2026-03-01T12:00:00.600Z"
     limits = AnnouncedLimits.from_headers(headers, now=NOW)
     assert limits.per_minute() == PerMinute(1_000, None, 40_000, 16_000)
     assert (limits.remaining_requests, limits.remaining_input_tokens, limits.remaining_output_tokens) == (990, 39_000, 0)
-    assert (limits.reset_requests, limits.reset_input_tokens, limits.reset_output_tokens) == (1.0, 2.0, 60.0)
+    assert (limits.reset_requests, limits.reset_input_tokens, limits.reset_output_tokens) == (0.6, 1.5, 60.0)
+    assert limits.node_settings(6.0) == {"max_concurrency": 100, "max_per_minute": 1_000, "max_tokens_per_minute": None,
+                                         "max_input_tokens_per_minute": 40_000,
+                                         "max_output_tokens_per_minute": 16_000}
+    assert limits.node_settings(6.0, tokens_for=len, input_tokens_for=estimate_tokens, output_tokens_for=500) == {
+        "max_concurrency": 100, "max_per_minute": 1_000, "max_tokens_per_minute": None,
+        "max_input_tokens_per_minute": 40_000, "input_tokens_for": estimate_tokens,
+        "max_output_tokens_per_minute": 16_000, "output_tokens_for": 500}  # no tokens_for: no token budget
+
+
+def test_a_node_paced_from_anthropics_input_and_output_budgets_gets_no_429s_and_a_burst_does():
+    # Output reserved per request: max_tokens, or 4,096 without one; 30 such a minute, enforced per second.
+    def server() -> SimulatedLLM:
+        return SimulatedLLM(latency=2.0, requests_per_minute=120, input_tokens_per_minute=600,
+                            output_tokens_per_minute=30 * DEFAULT_MAX_TOKENS, quantum=1.0)
+
+    paced_llm = server()
+    limits = AnnouncedLimits.from_headers(anthropic_rate_headers(paced_llm.limit_states(0.0), NOW), now=NOW)
+    assert limits.per_minute() == PerMinute(120, None, 600, 30 * DEFAULT_MAX_TOKENS)
+    settings = limits.node_settings(2.0, input_tokens_for=estimate_tokens, output_tokens_for=DEFAULT_MAX_TOKENS)
+    paced = AskNode(paced_llm, collect_failures=True, **settings)
+    items = prompts(20)
+    run(paced.run_async({"prompts": items}), clock="virtual")
+    assert paced_llm.stats.rate_limited == 0 and paced_llm.stats.ok == 20
+    starts = sorted(record.start for record in paced_llm.trace)
+    assert starts[-1] == pytest.approx(38.0)  # one reservation of 4,096 every 2 s: output is the binding budget
+    burst_llm = server()
+    burst = AskNode(burst_llm, max_concurrency=settings["max_concurrency"] * 4, collect_failures=True)
+    run(burst.run_async({"prompts": items}), clock="virtual")
+    assert burst_llm.stats.rate_limited > 0 and len(burst.outcomes.failures) > 0
+    with pytest.raises(ValueError, match="output_tokens_for must be given with max_output_tokens_per_minute"):
+        AskNode(paced_llm, **limits.node_settings(2.0, input_tokens_for=estimate_tokens))
 
 
 def test_openais_request_budget_wins_where_both_families_announce_one():

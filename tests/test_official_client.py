@@ -9,7 +9,6 @@ import pytest
 
 from pocket_parallel import AnthropicLLM, OpenAILLM, call_llm, call_llm_async, run, set_default_llm
 from pocket_parallel.server import LocalServer
-from tests.anthropic_support import MessagesServer
 from tests.http_support import NO_LEAKED_RESOURCES, nothing_left_behind
 
 pytestmark = NO_LEAKED_RESOURCES
@@ -23,8 +22,8 @@ def backend(request):
         with LocalServer(latency=0.01, seed=3) as server:
             yield (lambda **settings: OpenAILLM(server.base_url, **settings)), (lambda: server.stats().ok)
     else:
-        with MessagesServer() as server:
-            yield (lambda **settings: AnthropicLLM(server.url, **settings)), (lambda: len(server.received))
+        with LocalServer(latency=0.01, seed=3) as server:
+            yield (lambda **settings: AnthropicLLM(server.url, **settings)), (lambda: server.stats().ok)
 
 
 def test_one_client_per_loop_across_runs_and_asyncio_run_with_nothing_left_open(backend):

@@ -11,7 +11,7 @@ from statistics import NormalDist
 import pytest
 
 from pocket_parallel import SimulatedLLM, run
-from pocket_parallel.service.answers import FILLER, cut, fit, lengthen, reply
+from pocket_parallel.service.answers import FILLER, cut, fit, lengthen, reply, stop_at
 from pocket_parallel.service.model import ServiceModel, answer_to, estimate_tokens
 from pocket_parallel.service.provider import CallRequest, ModelBehaviour, SimulatedProvider
 from pocket_parallel.service.settings import ServiceSettings
@@ -61,6 +61,30 @@ def test_thinking_comes_first_is_charged_as_output_and_leaves_the_rest_of_max_to
     assert (squeezed.thinking_tokens, squeezed.text_tokens, squeezed.stop_reason) == (300, 50, "max_tokens")
     only_thought = reply(answer, thinking, max_tokens=200)
     assert (only_thought.thinking_tokens, only_thought.text, only_thought.stop_reason) == (200, "", "max_tokens")
+
+
+def test_a_stop_sequence_ends_the_text_where_generation_would_meet_it():
+    assert stop_at("one two three", ("three", "two")) == ("one ", "two")
+    assert stop_at("abcdef", ("bcdef", "cd")) == ("ab", "cd")  # "cd" is complete first
+    assert stop_at("abcdef", ("ef", "def")) == ("abc", "def")  # complete together: the longer
+    assert stop_at("abc", ("x",)) == ("abc", None) and stop_at("abc", ()) == ("abc", None)
+
+
+def test_a_stop_sequence_within_max_tokens_ends_the_answer_and_thinking_is_never_stopped():
+    thinking, answer = fit("Thinking about: END", 20), "[French] bonjour END and more words"
+    stopped = reply(answer, thinking, max_tokens=100, stop_sequences=("END", "never"))
+    assert (stopped.text, stopped.stop_reason, stopped.stop_sequence) == ("[French] bonjour ", "stop_sequence", "END")
+    assert (stopped.thinking, stopped.text_tokens, stopped.output_tokens) == (thinking, 5, 25)
+    assert stopped.finish_reason == "stop"
+    # "END" would end at character 20 of the text, past the 4 tokens (16 characters) left: max_tokens comes first.
+    cut_first = reply(answer, thinking, max_tokens=24, stop_sequences=("END",))
+    assert (cut_first.text, cut_first.stop_reason, cut_first.stop_sequence) == ("[French] bonjour", "max_tokens", None)
+    assert reply(answer, thinking, max_tokens=25, stop_sequences=("END",)).stop_reason == "stop_sequence"
+    provider = SimulatedProvider(ServiceSettings(seed=2))
+    request = CallRequest("Translate to German: good morning", max_tokens=50, stop_sequences=("morning",))
+    assert provider.reply_for(request).text == "[German] good "
+    with pytest.raises(TypeError, match="stop_sequences must be a tuple of non-empty strings"):
+        CallRequest("x", stop_sequences=("",))
 
 
 def test_a_thinking_block_has_a_seeded_length_within_its_budget():

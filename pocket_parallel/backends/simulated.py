@@ -6,7 +6,9 @@
 - a :class:`~pocket_parallel.service.provider.SimulatedProvider` runs each call through the
   seeded model, the limits (refusing with an HTTP 429 as a provider does) and the slots, the
   same steps the HTTP server takes;
-- a :class:`~pocket_parallel.trace.CallLog` records every call and keeps the counters.
+- its record (:class:`~pocket_parallel.backends.recorded.RecordedCalls`, which every backend
+  keeps) logs every call and keeps the counters: :attr:`~SimulatedLLM.trace` and
+  :attr:`~SimulatedLLM.stats`.
 
 It runs on whatever event loop awaits it, so on the virtual clock a day of calls takes a
 blink and every time is exact.
@@ -34,7 +36,8 @@ from ..service.provider import (
 )
 from ..service.quota import LimitStates, Refusal
 from ..service.settings import ServiceSettings, settings_from, takes_settings
-from ..trace import CallLog, CallRecord, LLMStats, Outcome
+from ..trace import Outcome
+from .recorded import RecordedCalls
 
 
 class LLMError(Exception):
@@ -83,7 +86,7 @@ class RateLimitError(LLMError):
         self.refusal = refusal if refusal is not None else Refusal(limit, retry_after)
 
 
-class SimulatedLLM(ModelBehaviour):
+class SimulatedLLM(RecordedCalls, ModelBehaviour):
     """A stand-in for a remote LLM: awaitable, deterministic, and observable.
 
     It takes every setting of :class:`~pocket_parallel.service.settings.ServiceSettings`,
@@ -251,17 +254,7 @@ class SimulatedLLM(ModelBehaviour):
             raise TransientLLMError(prompt, attempt)
         return admission.reply.text
 
-    # -- what it saw --------------------------------------------------------------------------
-
-    @property
-    def trace(self) -> list[CallRecord]:
-        """Every finished call since the last reset, in the order they ended."""
-        return list(self._log.records)
-
-    @property
-    def stats(self) -> LLMStats:
-        """A snapshot of the counters (calls, outcomes, calls in flight now and at peak)."""
-        return self._log.snapshot()
+    # -- what it saw (trace and stats come from RecordedCalls) ---------------------------------
 
     def rate_limit_headers(self, now: float | None = None) -> dict[str, str]:
         """The ``x-ratelimit-*`` headers the server would send at ``now`` (default: the running loop's time)."""
@@ -274,15 +267,16 @@ class SimulatedLLM(ModelBehaviour):
 
     def reset(self) -> None:
         """Forget every recorded call, zero the counters and attempt numbers, refill the limits."""
-        self._log = CallLog()
+        super().reset()
         self._provider.reset()
+        self._attempts = self._provider.attempts  # the provider numbers attempts; the record reads its numbers
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _numbered(self, prompt: Any, attempt: int | None) -> tuple[str, int]:
         prompt = check_prompt(prompt)
         if attempt is None:
-            return prompt, self._provider.attempts.next(prompt)
+            return prompt, self._attempts.next(prompt)
         return prompt, check_int("attempt", attempt, low=1)
 
     def _admit(self, request: CallRequest, attempt: int, now: float) -> Admission:

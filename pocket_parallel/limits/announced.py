@@ -13,9 +13,10 @@ again. Two header families say it:
 
 Two rules turn them into client settings:
 
-- **pace** requests and tokens at the announced budgets (``max_per_minute`` and
-  ``max_tokens_per_minute``; :meth:`AnnouncedLimits.per_minute` gives every budget,
-  input and output tokens included);
+- **pace** requests and tokens at the announced budgets (``max_per_minute``,
+  ``max_tokens_per_minute``, and from Anthropic's headers ``max_input_tokens_per_minute``
+  and ``max_output_tokens_per_minute``; :meth:`AnnouncedLimits.per_minute` gives every
+  budget);
 - **cap calls in flight** by Little's law: a client with C calls in flight, each taking L
   seconds, sends C / L requests a second, so C ≈ requests per minute × L / 60 uses the
   budget fully without running into it.
@@ -144,18 +145,39 @@ class AnnouncedLimits:
             return None
         return max(1, math.floor(self.requests_per_minute * latency / 60))
 
-    def node_settings(self, latency: float) -> dict[str, Any]:
+    def node_settings(
+        self,
+        latency: float,
+        *,
+        tokens_for: Callable[[Any], int] | None = None,
+        input_tokens_for: Callable[[Any], int] | None = None,
+        output_tokens_for: Callable[[Any], int] | int | None = None,
+    ) -> dict[str, Any]:
         """Keyword arguments for :class:`~pocket_parallel.BoundedParallelBatchNode` from these limits.
 
         ``max_concurrency`` from Little's law, ``max_per_minute`` and ``max_tokens_per_minute``
-        at the announced budgets (add ``tokens_for``, your estimate of each item's tokens,
-        when there is a token budget).
+        at the announced budgets, always; ``max_input_tokens_per_minute`` and
+        ``max_output_tokens_per_minute`` too when Anthropic's headers announce them. Each token
+        budget needs its estimate of an item's tokens: give ``tokens_for`` (input plus
+        ``max_tokens``), ``input_tokens_for`` (every message) and ``output_tokens_for`` (the
+        ``max_tokens`` each request reserves: a function of the item, or one number) here, and
+        each is passed on where its budget was announced (the node names any that is missing).
         """
-        return {
+        settings: dict[str, Any] = {
             "max_concurrency": self.concurrency_for(latency),
             "max_per_minute": self.requests_per_minute,
             "max_tokens_per_minute": self.tokens_per_minute,
         }
+        for setting, budget, name, estimate in (
+            ("max_tokens_per_minute", self.tokens_per_minute, "tokens_for", tokens_for),
+            ("max_input_tokens_per_minute", self.input_tokens_per_minute, "input_tokens_for", input_tokens_for),
+            ("max_output_tokens_per_minute", self.output_tokens_per_minute, "output_tokens_for", output_tokens_for),
+        ):
+            if budget is not None:
+                settings[setting] = budget
+                if estimate is not None:
+                    settings[name] = estimate
+        return settings
 
 
 def _value(lower: Mapping[str, str], name: str) -> str | None:

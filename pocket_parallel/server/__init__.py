@@ -1,4 +1,4 @@
-"""A local LLM server that speaks OpenAI's Chat Completions API, for lessons over real HTTP.
+"""A local LLM server that speaks OpenAI's Chat Completions API and Anthropic's Messages API, for lessons over real HTTP.
 
 It answers with the course's seeded workload model (the same prompt and seed give the same
 latency and answer as :class:`~pocket_parallel.SimulatedLLM`), enforces provider-style limits
@@ -10,12 +10,21 @@ stalls), streams at the time-per-token pace, and counts everything it sees (``GE
   ``--latency 0.5 --rpm 60`` (``--help`` lists every flag); ``make serve`` starts the
   ``openai`` profile.
 - From Python: :class:`LocalServer`, a context manager (``with`` or ``async with``).
+- With the official clients: ``openai.OpenAI(base_url=server.base_url)`` posts to
+  ``/v1/chat/completions``; ``anthropic.Anthropic(base_url=server.url)`` (or
+  ``ANTHROPIC_BASE_URL`` set to ``server.url``) posts to ``/v1/messages``.
 
-Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.chat_request` (reading
-and checking a request), :mod:`.service` (the API-neutral service every endpoint runs),
-:mod:`.openai_responses` (OpenAI's bodies and errors), :mod:`.stats` (its counters),
-:mod:`.errors` (OpenAI-style error bodies), :mod:`.app` (the HTTP routes, on
-``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the command line).
+Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.service` (the
+API-neutral service every endpoint runs), :mod:`.stats` (its counters), :mod:`.app` (the
+HTTP routes, on ``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the
+command line), and for each API:
+
+- OpenAI's: :mod:`.chat_request` (reading and checking a request),
+  :mod:`.openai_responses` (its bodies and errors), :mod:`.errors` (its error bodies);
+- Anthropic's: :mod:`.anthropic_request` (reading and checking a request),
+  :mod:`.anthropic_response` (a ``Message`` and its stream of events),
+  :mod:`.anthropic_errors` (its error bodies, refusals and faults), :mod:`.json_body` (a
+  body read as one JSON object, with every way it can be malformed turned into one error).
 """
 
 from .local import LocalServer

@@ -9,8 +9,10 @@ Every error response of Anthropic's API is ``{"type": "error", "error": {"type",
 
 :class:`AnthropicApiError` is an :class:`~pocket_parallel.server.errors.ApiError` whose
 :meth:`~AnthropicApiError.body` has that shape, so the server's error handling answers it as
-it answers any other; :meth:`AnthropicApiError.from_error` re-words an error the simulated
-service raised (a 429, 500 or 529) for this route. The official ``anthropic`` client then
+it answers any other; :meth:`AnthropicApiError.from_error` re-words any other
+:class:`~pocket_parallel.server.errors.ApiError` (a 404, say) in this shape, and
+:func:`refused_error`, :func:`overloaded` and :func:`faulted_error` word the simulated
+service's refusals and faults (429, 529, 500 and 503). The official ``anthropic`` client then
 raises its usual class (``BadRequestError``, ``RateLimitError``, ``OverloadedError``...) with
 the message intact.
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..service.headers import DO_NOT_RETRY, retry_after_headers
+from ..service.provider import Refused
 from .errors import ApiError
 
 #: Anthropic's error type for each HTTP status it documents.
@@ -52,10 +56,14 @@ class AnthropicApiError(ApiError):
 
     @classmethod
     def from_error(cls, error: ApiError, request_id: str | None = None) -> AnthropicApiError:
-        """The same error (status, message, headers) in Anthropic's shape."""
-        if isinstance(error, AnthropicApiError):
+        """The same error (status, message, headers) in Anthropic's shape, quoting ``request_id`` if given.
+
+        The id goes in the body and in a ``request-id`` header, where the official client reads it.
+        """
+        if request_id is None and isinstance(error, AnthropicApiError):
             return error
-        return cls(error.status, error.message, headers=error.headers, request_id=request_id)
+        headers = error.headers if request_id is None else {**error.headers, "request-id": request_id}
+        return cls(error.status, error.message, headers=headers, request_id=request_id)
 
     def body(self) -> dict[str, Any]:
         """``{"type": "error", "error": {"type", "message"}, "request_id"}`` (the id only when known)."""
@@ -78,10 +86,20 @@ def rate_limited(message: str, retry_after: float | None, headers: dict[str, str
     """
     extra = dict(headers or {})
     if retry_after is None or math.isinf(retry_after):
-        extra["x-should-retry"] = "false"
-    else:
-        extra["retry-after"] = str(max(1, math.ceil(retry_after)))
+        extra.update(DO_NOT_RETRY)
+    else:  # Anthropic sends retry-after alone, in whole seconds: no retry-after-ms
+        extra["retry-after"] = retry_after_headers(retry_after)["retry-after"]
     return AnthropicApiError(429, message, headers=extra)
+
+
+def refused_error(refused: Refused, headers: dict[str, str]) -> AnthropicApiError:
+    """A 429 for a limit of the simulated service that refused the request, naming the limit."""
+    refusal = refused.refusal
+    if refusal.too_large:
+        return rate_limited(refusal.message, None, headers)
+    seconds = retry_after_headers(refusal.retry_after)["retry-after"]
+    return rate_limited(f"Rate limit reached for {refusal.describe()}. Please retry after {seconds} s "
+                        "(the retry-after header).", refusal.retry_after, headers)
 
 
 def overloaded(headers: dict[str, str] | None = None) -> AnthropicApiError:
@@ -89,4 +107,11 @@ def overloaded(headers: dict[str, str] | None = None) -> AnthropicApiError:
     return AnthropicApiError(529, "Overloaded", headers=headers)
 
 
-__all__ = ["AnthropicApiError", "ERROR_TYPES", "error_type_for", "invalid_request", "overloaded", "rate_limited"]
+def faulted_error(status: int, headers: dict[str, str]) -> AnthropicApiError:
+    """A transient 500 or 503 of the simulated service after the request's time: retrying may succeed."""
+    message = "Internal server error" if status == 500 else "Service unavailable"
+    return AnthropicApiError(status, f"{message}. Retrying may succeed.", headers=headers)
+
+
+__all__ = ["AnthropicApiError", "ERROR_TYPES", "error_type_for", "faulted_error", "invalid_request", "overloaded",
+           "rate_limited", "refused_error"]

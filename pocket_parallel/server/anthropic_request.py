@@ -41,6 +41,7 @@ from typing import Any
 
 from .anthropic_errors import AnthropicApiError, invalid_request
 from .json_body import MalformedBody, json_kind, read_json_object
+from .service import ServiceRequest
 
 #: Every key of the official client's ``MessageCreateParams`` (what ``messages.create`` takes),
 #: and the sampling parameters Anthropic's API reference lists beside them.
@@ -97,6 +98,19 @@ class MessagesRequest:
     thinking: ThinkingSettings | None = None
     stream: bool = False
     stop_sequences: tuple[str, ...] = ()
+
+    @property
+    def thinking_budget(self) -> int | None:
+        """The thinking budget the service simulates: ``budget_tokens``; adaptive thinking, half of
+        ``max_tokens`` (the model decides how much to think within it); None without thinking."""
+        if self.thinking is None:
+            return None
+        return self.thinking.budget_tokens or max(1, self.max_tokens // 2)
+
+    def service_request(self) -> ServiceRequest:
+        """The API-neutral request the service runs: every input text counts as input tokens."""
+        return ServiceRequest(self.prompt, (self.input_text,), self.max_tokens, self.thinking_budget, self.stream,
+                              self.stop_sequences)
 
 
 def parse_messages_request(raw: bytes) -> MessagesRequest:

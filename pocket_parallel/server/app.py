@@ -1,15 +1,22 @@
-"""The HTTP routes, on ``aiohttp.web``: OpenAI's Chat Completions API over a :class:`ChatService`.
+"""The HTTP routes, on ``aiohttp.web``: OpenAI's Chat Completions API and Anthropic's Messages API over a :class:`ChatService`.
 
 - ``POST /v1/chat/completions``: a ``chat.completion`` (or, with ``"stream": true``, its
   server-sent ``chat.completion.chunk`` events, each token at its time), or an OpenAI-style
   error (:mod:`.openai_responses` renders both).
+- ``POST /v1/messages``: a ``Message`` (or, with ``"stream": true``, Anthropic's server-sent
+  events, each token at its time), or an error in Anthropic's shape
+  (:mod:`.anthropic_request` reads the request, :mod:`.anthropic_response` and
+  :mod:`.anthropic_errors` write the answers). Every response carries the
+  ``anthropic-ratelimit-*`` headers and a ``request-id``; a 429 says ``retry-after`` in whole
+  seconds, or ``x-should-retry: false`` for a request larger than the limit itself.
 - ``GET /v1/models``: the one model served.
 - ``GET /stats``: the counters (:class:`~pocket_parallel.server.stats.ServerStats`), the
   settings and the limits; ``POST /stats/reset`` zeroes the counters and refills the limits.
 
 Every response of the completions route, refused or not, carries the ``x-ratelimit-*``
 headers of the per-minute limits that are set. Any other path gets a 404 and any other
-method a 405, both as JSON; no request, however malformed, stops the server.
+method a 405, both as JSON (in Anthropic's shape under ``/v1/messages``, OpenAI's
+elsewhere); no request, however malformed, stops the server.
 """
 
 from __future__ import annotations
@@ -18,18 +25,27 @@ import asyncio
 import itertools
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from ..service.headers import openai_rate_headers
+from ..service.headers import anthropic_rate_headers, openai_rate_headers
 from ..service.provider import Overloaded, Refused
+from ..service.quota import LimitStates
+from . import anthropic_errors as anthropic
 from . import openai_responses as openai
+from .anthropic_request import parse_messages_request
+from .anthropic_response import MessageReply, StreamEvent, message_events, message_id, render_message
 from .chat_request import ChatRequest, parse_chat_request
 from .errors import ApiError
 from .service import Busy, ChatService, Faulted, ServiceCall
 
 SERVICE = web.AppKey("service", ChatService)
+#: Where Anthropic's Messages API is served: errors under it take Anthropic's shape.
+MESSAGES_PATH = "/v1/messages"
+# The id of the request being answered, as Anthropic's errors quote it.
+REQUEST_ID = web.RequestKey("request_id", str)
 # The handler tasks answering a completion right now, and the numbers of the responses.
 ACTIVE: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("active", set)
 NUMBERS: web.AppKey[itertools.count[int]] = web.AppKey("numbers", itertools.count)
@@ -47,6 +63,7 @@ def make_app(service: ChatService) -> web.Application:
     app[ACTIVE] = active
     app[NUMBERS] = numbers
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_post(MESSAGES_PATH, _messages)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/stats/reset", _reset)
@@ -68,7 +85,9 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.json_response(body, status=status, headers=headers)
 
 
-def _error(error: ApiError) -> web.Response:
+def _error(error: ApiError, request: web.Request | None = None) -> web.Response:
+    if request is not None and f"{request.path}/".startswith(f"{MESSAGES_PATH}/"):  # each API's errors in its shape
+        error = anthropic.AnthropicApiError.from_error(error, request.get(REQUEST_ID))
     return _json(error.body(), error.status, error.headers)
 
 
@@ -78,21 +97,29 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
         response: web.StreamResponse = await handler(request)
         return response
     except ApiError as error:
-        return _error(error)
+        return _error(error, request)
     except web.HTTPException as error:  # raised by aiohttp itself: no route, wrong method, body too large
         if error.status < 400:
             raise
         message = {
             404: f"Invalid URL ({request.method} {request.path}): this server serves POST /v1/chat/completions, "
-                 "GET /v1/models, GET /stats and POST /stats/reset.",
+                 "POST /v1/messages, GET /v1/models, GET /stats and POST /stats/reset.",
             405: f"Method {request.method} is not allowed on {request.path}.",
             413: f"Request body too large: at most {MAX_BODY} bytes.",
         }.get(error.status, error.reason)
         code = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}.get(error.status)
-        return _error(ApiError(error.status, message, code=code))
+        return _error(ApiError(error.status, message, code=code), request)
     except Exception:  # a bug of ours must not take the server down: answer 500 and keep serving
         _log.exception("unexpected error answering %s %s", request.method, request.path)
-        return _error(ApiError(500, "The server had an unexpected error.", type="server_error"))
+        return _error(ApiError(500, "The server had an unexpected error.", type="server_error"), request)
+
+
+def _answering(request: web.Request) -> asyncio.Task[Any]:
+    """The handler's task, now among those being answered (:func:`cancel_active` ends them); discard it when done."""
+    task = asyncio.current_task()
+    assert task is not None  # aiohttp runs every handler in a task
+    request.app[ACTIVE].add(task)
+    return task
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
@@ -105,10 +132,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         service.stats.bad_requests += 1
         error.headers.update(openai_rate_headers(service.limits()))
         raise
-    task = asyncio.current_task()
-    assert task is not None  # aiohttp runs every handler in a task
-    active = request.app[ACTIVE]
-    active.add(task)
+    task = _answering(request)
     try:
         async with service.call(chat.service_request()) as call:
             headers = {**openai_rate_headers(call.limits), "x-request-id": f"req_{number}"}
@@ -123,7 +147,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     except Faulted as faulted:
         raise openai.faulted_error(faulted) from None
     finally:
-        active.discard(task)
+        request.app[ACTIVE].discard(task)
 
 
 async def _stream(request: web.Request, chat: ChatRequest, call: ServiceCall, number: int,
@@ -147,6 +171,71 @@ async def _stream(request: web.Request, chat: ChatRequest, call: ServiceCall, nu
     if chat.include_usage:
         await send(openai.usage_chunk(chat, call, number))
     await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API: a ``Message`` (or its events, each token at its time), or Anthropic's error."""
+    service = request.app[SERVICE]
+    numbers = request.app[NUMBERS]
+    number = next(numbers)
+    request[REQUEST_ID] = f"req_{number}"
+    try:
+        messages = parse_messages_request(await request.read())
+    except ApiError as error:
+        service.stats.bad_requests += 1
+        error.headers.update(_anthropic_headers(service))
+        raise
+    task = _answering(request)
+    try:
+        async with service.call(messages.service_request()) as call:
+            headers = {**_anthropic_headers(service, call.limits), "request-id": request[REQUEST_ID]}
+            shown = messages.thinking is None or not messages.thinking.omitted
+            reply = MessageReply.of(call.reply, call.input_tokens, show_thinking=shown)
+            if messages.stream:
+                events = message_events(reply, model=messages.model, id=message_id(number))
+                return await _stream_message(request, call, events, shown, headers)
+            await call.finish()
+            return _json(render_message(reply, model=messages.model, id=message_id(number)), headers=headers)
+    except Refused as refused:
+        raise anthropic.refused_error(refused, _anthropic_headers(service, refused.limits)) from None
+    except Overloaded as overloaded:
+        raise anthropic.overloaded(_anthropic_headers(service, overloaded.limits)) from None
+    except Faulted as faulted:
+        raise anthropic.faulted_error(faulted.status, _anthropic_headers(service, faulted.limits)) from None
+    finally:
+        request.app[ACTIVE].discard(task)
+
+
+def _anthropic_headers(service: ChatService, limits: LimitStates | None = None) -> dict[str, str]:
+    """The ``anthropic-ratelimit-*`` headers of ``limits`` (default: the limits now)."""
+    return anthropic_rate_headers(service.limits() if limits is None else limits, service.moment())
+
+
+async def _stream_message(request: web.Request, call: ServiceCall, events: Iterator[StreamEvent], shown: bool,
+                          headers: dict[str, str]) -> web.StreamResponse:
+    """A ``Message`` as Anthropic's server-sent events, each token's event at its time (see :mod:`.anthropic_response`).
+
+    With the thinking's display omitted, its tokens take their time and send nothing.
+    """
+    response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+
+    async def send_through_token() -> None:
+        for event in events:  # the events before the next token, then the token's own
+            await response.write(event.encode())
+            if event.token:
+                return
+
+    async for piece in call.pieces():
+        if not response.prepared:  # headers go out with the first token: a failure before it is still a plain error
+            await response.prepare(request)
+        if piece.kind == "text" or shown:
+            await send_through_token()
+    if not response.prepared:
+        await response.prepare(request)
+    for event in events:
+        await response.write(event.encode())
     await response.write_eof()
     return response
 
@@ -176,8 +265,9 @@ async def _reset(request: web.Request) -> web.Response:
 async def _index(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     return _json({
-        "service": "pocket-parallel local LLM server (OpenAI Chat Completions API)",
+        "service": "pocket-parallel local LLM server (OpenAI Chat Completions API, Anthropic Messages API)",
         "model": service.settings.model,
         "simulates": service.settings.describe(),
-        "endpoints": ["POST /v1/chat/completions", "GET /v1/models", "GET /stats", "POST /stats/reset"],
+        "endpoints": ["POST /v1/chat/completions", "POST /v1/messages", "GET /v1/models", "GET /stats",
+                      "POST /stats/reset"],
     })

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser, with every setting as a flag."""
     p = argparse.ArgumentParser(
         prog="python -m pocket_parallel.server",
-        description="A local LLM server speaking OpenAI's Chat Completions API, simulating the course's "
+        description="A local LLM server speaking OpenAI's Chat Completions API and Anthropic's Messages API, "
+                    "simulating the course's "
                     "seeded service with provider-style limits and faults. A flag left out takes its "
                     "--profile's value (or, without a profile, the default shown); a flag given overrides it.",
     )
@@ -117,6 +118,7 @@ async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
     async with server:
         print(f"pocket-parallel LLM server listening at {server.url}", file=out)
         print(f"  OpenAI base URL: {server.base_url}   counters: {server.url}/stats", file=out)
+        print(f"  Anthropic base URL (ANTHROPIC_BASE_URL): {server.url}", file=out)
         print(f"  simulating: {settings.describe()}", file=out)
         print("  Ctrl-C stops it.", file=out, flush=True)
         await stop.wait()

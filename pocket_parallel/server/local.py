@@ -36,7 +36,7 @@ _STOP_TIMEOUT = 10.0
 
 
 class LocalServer:
-    """An OpenAI-compatible LLM server on loopback, simulating the seeded course service.
+    """An LLM server on loopback speaking OpenAI's and Anthropic's APIs, simulating the seeded course service.
 
     It takes every setting of :class:`~pocket_parallel.server.ServerSettings`, the first
     four by position: those of :class:`~pocket_parallel.SimulatedLLM` (the same seed and
@@ -48,7 +48,8 @@ class LocalServer:
 
     Start it with ``with`` (a thread of its own) or ``async with`` (the running loop), or
     with :meth:`start` / :meth:`astart` and stop it with :meth:`stop` / :meth:`astop`. While
-    it runs, :attr:`url` is its address, :attr:`base_url` the one an OpenAI client takes,
+    it runs, :attr:`url` is its address (the base URL an Anthropic client takes, as
+    ``ANTHROPIC_BASE_URL``), :attr:`base_url` the one an OpenAI client takes,
     :meth:`stats` its counters and :meth:`reset` zeroes them between experiments.
     """
 
@@ -88,7 +89,7 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``: where it listens."""
+        """``http://127.0.0.1:PORT``: where it listens, and the base URL an Anthropic client takes."""
         host = self.settings.host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 

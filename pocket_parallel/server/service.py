@@ -1,7 +1,7 @@
 """The simulated service behind the HTTP routes, API-neutral: one request in, a reply or a refusal out.
 
-Every endpoint (OpenAI's ``/v1/chat/completions`` here, Anthropic's ``/v1/messages`` next)
-turns its body into a :class:`ServiceRequest`, runs it through :meth:`ChatService.call`, and
+Every endpoint (OpenAI's ``/v1/chat/completions``, Anthropic's ``/v1/messages``) turns its
+body into a :class:`ServiceRequest`, runs it through :meth:`ChatService.call`, and
 renders what comes back in its own API's shapes. The service knows nothing of HTTP, JSON or
 either API: the same seed, prompt and attempt number give the same latency, answer and faults
 as :class:`~pocket_parallel.SimulatedLLM`, because both run a
@@ -10,15 +10,16 @@ as :class:`~pocket_parallel.SimulatedLLM`, because both run a
 **The request.** :class:`ServiceRequest`: ``prompt`` (the last user message: it seeds the
 model), ``messages`` (the text of every message, system included: input tokens are counted
 from them), ``max_tokens`` (or None), ``thinking_budget`` (extended thinking's budget, or
-None) and ``stream``.
+None), ``stream`` and ``stop_sequences`` (the answer ends before the first it meets).
 
 **The call.** ``async with service.call(request) as call:`` admits the request at once or
 raises, then waits for a slot (with ``slots``; never refused), and yields a :class:`ServiceCall`:
 
 - ``call.reply``: a :class:`~pocket_parallel.service.answers.Reply`: ``text``,
   ``thinking`` (None without thinking), ``text_tokens``, ``thinking_tokens``,
-  ``output_tokens`` (both), ``stop_reason`` (``"end"`` or ``"max_tokens"``; OpenAI's
-  ``finish_reason`` is ``reply.finish_reason``);
+  ``output_tokens`` (both), ``stop_reason`` (``"end"``, ``"max_tokens"`` or
+  ``"stop_sequence"``, with ``stop_sequence``; OpenAI's ``finish_reason`` is
+  ``reply.finish_reason``);
 - ``call.input_tokens`` (every message's tokens), ``call.attempt``;
 - ``call.timing``: a :class:`~pocket_parallel.service.timing.Timing`: ``first_token``,
   ``per_token`` and ``total`` seconds from the moment the call was served;
@@ -51,7 +52,7 @@ frees the slot, returns the unused output reservation and counts the request.
 A request an endpoint rejects before the service (a 400) should still carry the rate-limit
 headers of :meth:`ChatService.limits`, and be counted with ``service.stats.bad_requests += 1``.
 
-An endpoint, in outline (the OpenAI one is ``_chat`` in :mod:`.app`)::
+An endpoint, in outline (``_chat`` and ``_messages`` in :mod:`.app` are the two)::
 
     request = ServiceRequest(prompt, messages=texts, max_tokens=body["max_tokens"],
                              thinking_budget=budget_or_None, stream=body.get("stream", False))
@@ -83,7 +84,7 @@ from typing import Literal
 from .._validate import check_bool
 from ..service.answers import Reply
 from ..service.headers import moment_of
-from ..service.model import CHARS_PER_TOKEN, estimate_tokens
+from ..service.model import estimate_tokens, token_pieces
 from ..service.provider import Admission, CallRequest, Overloaded, Refused, SimulatedProvider, wait_forever
 from ..service.quota import LimitStates
 from ..service.timing import Timing
@@ -102,6 +103,7 @@ class ServiceRequest:
     max_tokens: int | None = None
     thinking_budget: int | None = None
     stream: bool = False
+    stop_sequences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_bool("stream", self.stream)
@@ -116,7 +118,7 @@ class ServiceRequest:
 
     def call_request(self) -> CallRequest:
         """The request as the provider takes it."""
-        return CallRequest(self.prompt, self.input_tokens, self.max_tokens, self.thinking_budget)
+        return CallRequest(self.prompt, self.input_tokens, self.max_tokens, self.thinking_budget, self.stop_sequences)
 
 
 @dataclass(frozen=True)
@@ -278,10 +280,10 @@ class ServiceCall:
         await self._stall_or_fail()
         reply, timing, index = self.reply, self.timing, 0
         for kind, text in (("thinking", reply.thinking or ""), ("text", reply.text)):
-            for at in range(0, len(text), CHARS_PER_TOKEN):
+            for token in token_pieces(text):
                 index += 1
                 await self._until(timing.token_at(index))
-                yield Piece(kind, text[at:at + CHARS_PER_TOKEN])  # type: ignore[arg-type]
+                yield Piece(kind, token)  # type: ignore[arg-type]
         await self._until(timing.total)
         self._outcome = "ok"
 

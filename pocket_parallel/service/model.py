@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -39,6 +40,12 @@ def estimate_tokens(text: str) -> int:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str; got {type(text).__name__}")
     return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def token_pieces(text: str) -> Iterator[str]:
+    """``text`` one token at a time, as :func:`estimate_tokens` counts them: pieces of 4 characters."""
+    for at in range(0, len(text), CHARS_PER_TOKEN):
+        yield text[at:at + CHARS_PER_TOKEN]
 
 
 def answer_to(prompt: str) -> str:

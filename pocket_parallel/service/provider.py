@@ -96,16 +96,21 @@ class CallRequest:
     ``prompt`` seeds the model (the last user message); ``input_tokens`` counts every message,
     system included (None: the prompt's own); ``max_tokens`` caps the output (None: no cap,
     charged as :data:`DEFAULT_MAX_TOKENS`); ``thinking_budget`` turns on extended thinking
-    with that budget (None: off).
+    with that budget (None: off); the answer ends before the first of ``stop_sequences`` it
+    meets.
     """
 
     prompt: str
     input_tokens: int | None = None
     max_tokens: int | None = None
     thinking_budget: int | None = None
+    stop_sequences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt)
+        if not isinstance(self.stop_sequences, tuple) or not all(
+                isinstance(stop, str) and stop for stop in self.stop_sequences):
+            raise TypeError(f"stop_sequences must be a tuple of non-empty strings; got {self.stop_sequences!r}")
         for name in ("input_tokens", "max_tokens", "thinking_budget"):
             value = getattr(self, name)
             if value is not None:  # output is bounded: a reply is built in memory, 4 characters a token
@@ -180,13 +185,14 @@ class SimulatedProvider:
                       reserved if quota.output_tokens_per_minute is not None else 0)
 
     def reply_for(self, request: CallRequest) -> Reply:
-        """What a successful call with ``request`` returns: thinking (if asked), then the answer, within ``max_tokens``."""
+        """What a successful call with ``request`` returns: thinking (if asked), then the answer, within ``max_tokens``
+        and up to its first stop sequence."""
         prompt = request.prompt
         thinking = None
         if request.thinking_budget is not None:
             length = self.model.thinking_length(prompt, request.thinking_budget)
             thinking = fit(f"Thinking about: {clip(prompt, 60)}", length)
-        return reply(self.behaviour.answer_for(prompt), thinking, request.max_tokens)
+        return reply(self.behaviour.answer_for(prompt), thinking, request.max_tokens, request.stop_sequences)
 
     def timing(self, admission: Admission, batch: int = 1) -> Timing:
         """When the admitted attempt's tokens come, with ``batch`` sequences decoded together."""

@@ -73,6 +73,18 @@ def test_adaptive_omitted_and_disabled_thinking():
     assert summarized.thinking == ThinkingSettings(1_024)
 
 
+def test_the_service_is_asked_for_every_input_text_max_tokens_the_thinking_budget_and_the_stop_sequences():
+    request = parse_messages_request(body(system="Be brief.", max_tokens=20_000, stop_sequences=["END"], stream=True,
+                                          thinking={"type": "enabled", "budget_tokens": 16_000}))
+    asked = request.service_request()
+    assert (asked.prompt, asked.messages, asked.max_tokens, asked.thinking_budget, asked.stream,
+            asked.stop_sequences) == ("Hello", ("Be brief.\nHello",), 20_000, 16_000, True, ("END",))
+    assert asked.input_tokens == 4  # "Be brief.\nHello": 15 characters, 4 to a token
+    adaptive = parse_messages_request(body(max_tokens=3_000, thinking={"type": "adaptive"}))
+    assert adaptive.service_request().thinking_budget == 1_500  # the model decides: half of max_tokens, simulated
+    assert parse_messages_request(body()).service_request().thinking_budget is None
+
+
 def test_every_parameter_of_the_official_clients_create_is_known():
     sent_by_the_client = set().union(*(kind.__required_keys__ | kind.__optional_keys__
                                        for kind in MessageCreateParams.__args__))

@@ -1,33 +1,27 @@
-"""Answers in Anthropic's shapes, checked by the official client itself: its types, its decoder, its errors, over HTTP."""
+"""Answers in Anthropic's shapes, checked by the official client's own types: a Message, its events, its errors.
+
+The same shapes over HTTP, from the course's server, are in test_anthropic_endpoint.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import datetime
-
-import anthropic
 import pydantic
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 from anthropic.types.shared import ErrorResponse
 
-from pocket_parallel import run
 from pocket_parallel.server.anthropic_errors import AnthropicApiError, error_type_for, overloaded, rate_limited
 from pocket_parallel.server.anthropic_response import (
     MessageReply,
-    cut_at_stop_sequence,
     message_events,
     message_id,
-    ratelimit_headers,
     render_message,
     thinking_signature,
 )
-from tests.anthropic_support import MessagesServer
-from tests.http_support import NO_LEAKED_RESOURCES
+from pocket_parallel.server.errors import ApiError
+from pocket_parallel.service.answers import reply
 
-pytestmark = NO_LEAKED_RESOURCES
 STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
-THINKING = {"type": "enabled", "budget_tokens": 16_000}
 REPLY = MessageReply("Hallo Welt", input_tokens=12, output_tokens=9, thinking="Short and friendly")
 
 
@@ -45,23 +39,42 @@ def test_a_message_with_thinking_is_the_clients_message_with_the_text_second():
     assert [block.type for block in plain.content] == ["text"] and plain.stop_reason == "max_tokens"
 
 
-def test_the_events_are_the_clients_events_in_anthropics_order():
+def test_the_services_reply_in_this_apis_words():
+    stopped = MessageReply.of(reply("[German] good morning", "Thinking", max_tokens=50, stop_sequences=("morning",)),
+                              input_tokens=9)
+    assert (stopped.text, stopped.thinking, stopped.stop_reason, stopped.stop_sequence) == \
+        ("[German] good ", "Thinking", "stop_sequence", "morning")
+    assert stopped.output_tokens == 2 + 4
+    hidden = MessageReply.of(reply("[German] gut", "Thinking"), input_tokens=9, show_thinking=False)
+    assert (hidden.thinking, hidden.output_tokens, hidden.stop_reason) == ("", 2 + 3, "end_turn")
+    assert MessageReply.of(reply("abcdefgh", max_tokens=1), 1).stop_reason == "max_tokens"
+    assert MessageReply.of(reply("x"), 1).thinking is None
+    with pytest.raises(ValueError, match="stop_sequence"):
+        MessageReply("x", 1, 1, "stop_sequence")
+
+
+def test_the_events_are_the_clients_events_in_anthropics_order_one_delta_per_token():
     events = list(message_events(REPLY, model="m", id="msg_1"))
     names = [event.name for event in events]
-    thinking_deltas = len(REPLY.thinking.split(" "))
-    text_deltas = len(REPLY.text.split(" "))
-    assert names == (["message_start", "content_block_start", "ping"] + ["content_block_delta"] * (thinking_deltas + 1)
-                     + ["content_block_stop", "content_block_start"] + ["content_block_delta"] * text_deltas
+    thinking_tokens, text_tokens = 5, 3  # "Short and friendly" is 18 characters, "Hallo Welt" 10: 4 to a token
+    assert names == (["message_start", "content_block_start", "ping"] + ["content_block_delta"] * (thinking_tokens + 1)
+                     + ["content_block_stop", "content_block_start"] + ["content_block_delta"] * text_tokens
                      + ["content_block_stop", "message_delta", "message_stop"])
     for event in events:
         assert event.data["type"] == event.name
         if event.name != "ping":
             assert STREAM_EVENT.validate_python(event.data).type == event.name
-    assert "".join(e.generated for e in events) == REPLY.thinking + REPLY.text  # what a route paces by
+    deltas = [event.data["delta"] for event in events if event.token]
+    assert [d.get("thinking", d.get("text")) for d in deltas] == ["Shor", "t an", "d fr", "iend", "ly", "Hall",
+                                                                 "o We", "lt"]
     assert events[1].data["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert events[8].data["delta"] == {"type": "signature_delta", "signature": thinking_signature(REPLY.thinking)}
     assert events[-2].data["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
     assert events[-2].data["usage"] == {"output_tokens": 9}
     assert events[0].encode().startswith(b"event: message_start\ndata: {") and events[0].encode().endswith(b"}\n\n")
+    omitted = list(message_events(MessageReply("ok", 1, 40, thinking=""), model="m", id="msg_2"))
+    assert [e.data["delta"]["type"] for e in omitted if e.name == "content_block_delta"] == ["signature_delta",
+                                                                                           "text_delta"]
 
 
 def test_error_bodies_are_the_clients_error_response_and_a_429_says_when_to_retry():
@@ -77,115 +90,7 @@ def test_error_bodies_are_the_clients_error_response_and_a_429_says_when_to_retr
         {"anthropic-ratelimit-requests-limit": "5", "retry-after": "3"}
     assert rate_limited("never fits", None).headers == {"x-should-retry": "false"}
     assert overloaded().status == 529 and overloaded().message == "Overloaded"
-    generic = AnthropicApiError.from_error(rate_limited("x", 1.0), "req_1")
-    assert generic.body()["error"]["type"] == "rate_limit_error"
-
-
-def test_a_stop_sequence_ends_the_text_where_generation_would_meet_it():
-    assert cut_at_stop_sequence("one two three", ("three", "two")) == ("one ", "two")
-    assert cut_at_stop_sequence("abcdef", ("bcdef", "cd")) == ("ab", "cd")  # "cd" is complete first
-    assert cut_at_stop_sequence("abcdef", ("ef", "def")) == ("abc", "def")  # complete together: the longer
-    assert cut_at_stop_sequence("abc", ("x",)) == ("abc", None)
-    with pytest.raises(ValueError, match="stop_sequence"):
-        MessageReply("x", 1, 1, "stop_sequence")
-
-
-def test_ratelimit_headers_say_when_each_budget_is_whole_again():
-    now = datetime.datetime(2026, 3, 1, 23, 59, 59, 250_000, tzinfo=datetime.timezone.utc)
-    headers = ratelimit_headers({"input-tokens": (40_000, -3, 0.5)}, now)
-    assert headers == {"anthropic-ratelimit-input-tokens-limit": "40000",
-                       "anthropic-ratelimit-input-tokens-remaining": "0",
-                       "anthropic-ratelimit-input-tokens-reset": "2026-03-02T00:00:00Z"}
-    with pytest.raises(ValueError, match="families"):
-        ratelimit_headers({"tokens-per-day": (1, 1, 0.0)}, now)
-    with pytest.raises(ValueError, match="aware"):
-        ratelimit_headers({}, datetime.datetime(2026, 1, 1))
-
-
-# -- the official client over HTTP --------------------------------------------------------------
-
-
-def test_the_cookbooks_call_reads_content_1_text_and_a_stream_rebuilds_the_same_message():
-    prompt = "Please translate into German: Hello"
-
-    async def cookbook(url):
-        async with anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client:
-            response = await client.messages.create(
-                model="claude-3-7-sonnet-20250219", max_tokens=20000, thinking=THINKING,
-                messages=[{"role": "user", "content": prompt}])
-            async with client.messages.stream(model="claude-3-7-sonnet-20250219", max_tokens=20000,
-                                              thinking=THINKING, messages=[{"role": "user", "content": prompt}]) as s:
-                texts = [text async for text in s.text_stream]
-                streamed = await s.get_final_message()
-            raw = await client.messages.create(model="m", max_tokens=100, stream=True,
-                                               messages=[{"role": "user", "content": prompt}])
-            kinds = [event.type async for event in raw]
-            return response, texts, streamed, kinds
-
-    with MessagesServer() as server:
-        response, texts, streamed, kinds = run(cookbook(server.url))
-    assert response.content[1].text == "echo: " + prompt  # what the cookbook's call_llm returns
-    assert response.content[0].thinking == "thinking about: " + prompt
-    assert streamed.model_dump(exclude={"id"}) == response.model_dump(exclude={"id"})
-    assert "".join(texts) == "echo: " + prompt
-    assert kinds == ["message_start", "content_block_start", "content_block_delta", "content_block_delta",
-                     "content_block_delta", "content_block_delta", "content_block_delta", "content_block_delta",
-                     "content_block_stop", "message_delta", "message_stop"]  # the ping is the client's to skip
-
-
-def test_the_blocking_client_reads_stop_sequences_and_omitted_thinking():
-    with MessagesServer() as server, anthropic.Anthropic(base_url=server.url, api_key="unused") as client:
-        stopped = client.messages.create(model="m", max_tokens=50, stop_sequences=["Hello"],
-                                         messages=[{"role": "user", "content": "Say Hello world"}])
-        omitted = client.messages.create(model="m", max_tokens=2_000,
-                                         thinking={"type": "enabled", "budget_tokens": 1_024, "display": "omitted"},
-                                         messages=[{"role": "user", "content": "hi"}])
-    assert (stopped.content[0].text, stopped.stop_reason, stopped.stop_sequence) == \
-        ("echo: Say ", "stop_sequence", "Hello")
-    assert omitted.content[0].thinking == "" and omitted.content[0].signature == thinking_signature("")
-
-
-@pytest.mark.parametrize("status, error_class", [
-    (400, anthropic.BadRequestError), (401, anthropic.AuthenticationError), (403, anthropic.PermissionDeniedError),
-    (404, anthropic.NotFoundError), (429, anthropic.RateLimitError), (500, anthropic.InternalServerError),
-    (529, anthropic.OverloadedError),
-])
-def test_each_error_is_the_clients_own_exception_with_the_message_and_request_id(status, error_class):
-    prompt = f"status {status}" if status != 400 else "x"
-    extra = {"extra_body": {"temperature": 3}} if status == 400 else {}
-    with MessagesServer() as server, anthropic.Anthropic(base_url=server.url, api_key="unused",
-                                                         max_retries=0) as client:
-        with pytest.raises(error_class) as caught:
-            client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": prompt}], **extra)
-    error = caught.value
-    assert error.status_code == status and error.type == error_type_for(status)
-    assert error.request_id == "req_1" and error.api_message
-    if status == 429:
-        assert error.response.headers["retry-after"] == "1"
-
-
-def test_the_client_retries_a_429_after_its_retry_after_and_a_mid_stream_error_is_raised():
-    with MessagesServer() as server, anthropic.Anthropic(base_url=server.url, api_key="unused",
-                                                         max_retries=1) as client:
-        with pytest.raises(anthropic.RateLimitError):
-            client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "status 429"}])
-        with pytest.raises(anthropic.APIStatusError) as caught:
-            with client.messages.stream(model="m", max_tokens=10,
-                                        messages=[{"role": "user", "content": "fail mid-stream"}]) as stream:
-                stream.get_final_message()
-    assert server.hits == 3 and len(server.received) == 1  # a 429, its one retry (another 429), the failed stream
-    assert caught.value.type == "overloaded_error"
-
-
-def test_a_request_that_fails_to_parse_never_reaches_the_reply():
-    async def bad(url):
-        async with anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client:
-            return await asyncio.gather(
-                client.messages.create(model="m", max_tokens=3_000, thinking={"type": "enabled", "budget_tokens": 512},
-                                       messages=[{"role": "user", "content": "hi"}]),
-                return_exceptions=True)
-
-    with MessagesServer() as server:
-        (error,) = run(bad(server.url))
-        assert server.received == []
-    assert isinstance(error, anthropic.BadRequestError) and "budget_tokens" in error.api_message
+    generic = AnthropicApiError.from_error(ApiError(404, "no such path", code="unknown_url"), "req_1")
+    assert generic.body() == {"type": "error", "error": {"type": "not_found_error", "message": "no such path"},
+                              "request_id": "req_1"}
+    assert generic.headers == {"request-id": "req_1"}
