@@ -368,7 +368,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       to the next item (it gets a slot back before any new item starts). Then at most C
       calls are in flight, but more than C items may be in progress, and every one of them
       can be refused and retried: against a server that is already full that means many
-      more 429s for the same throughput (notebook 06 measures it). False by default.
+      more 429s for the same throughput. False by default.
     - ``timeout``: seconds one attempt may take; a slower attempt is cancelled and counts as
       a failed attempt (a ``TimeoutError``), which PocketFlow's loop may retry. None: no
       limit.

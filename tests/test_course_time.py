@@ -21,7 +21,7 @@ ESTIMATES = course_time.estimates()
 #: Notebooks another engineer is rewriting on the new provider model (issue 22 leaves them to that
 #: work): they are over their budgets today, and each test that finds so is an expected failure.
 #: Strict: when a rewrite brings one within its budget, its test passes and this list must shrink.
-BEING_REWRITTEN = {"06", "06b", "08"}
+BEING_REWRITTEN = {"08"}
 
 
 def _expected_failure_while_rewritten(numbers: set[str]) -> list[pytest.MarkDecorator]:
@@ -37,7 +37,6 @@ def test_each_notebook_is_within_its_budget_and_marked_for_its_track(each: cours
     assert course_time.problems([each]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="notebook 06 is being rewritten to 20 minutes on the provider model")
 def test_the_core_track_takes_at_most_two_hours():
     core = [each for each in ESTIMATES if each.core]
     assert sorted(each.number for each in core) == sorted(course_time.CORE_BUDGETS)

@@ -360,3 +360,30 @@ def test_a_refusal_carries_the_headers_a_provider_would_send():
     assert error.retry_after == 29.0  # at t = 1 s, one request refills every 30 s
     assert error.headers["x-ratelimit-remaining-requests"] == "0"
     assert headers["x-ratelimit-limit-requests"] == "2" and headers["x-ratelimit-reset-requests"] == "59s"
+
+
+def test_the_headers_of_either_api_describe_the_same_limits():
+    llm = SimulatedLLM(latency=1.0, requests_per_minute=60, input_tokens_per_minute=600, output_tokens_per_minute=300)
+
+    async def go():
+        await llm.complete("Summarize: a", max_tokens=100)
+        return llm.rate_limit_headers(api="anthropic"), llm.rate_limit_headers()
+
+    anthropic, openai = run(go(), clock="virtual")
+    assert anthropic["anthropic-ratelimit-requests-limit"] == "60" == openai["x-ratelimit-limit-requests"]
+    assert anthropic["anthropic-ratelimit-requests-remaining"] == "60"  # one request taken at 0 s, refilled by 1 s
+    assert anthropic["anthropic-ratelimit-output-tokens-limit"] == "300"
+    assert anthropic["anthropic-ratelimit-input-tokens-remaining"] == "600"
+    # On the virtual clock the resets are RFC 3339 times from the fixed epoch: 1 s in, with full buckets, that is now.
+    assert anthropic["anthropic-ratelimit-requests-reset"] == "2025-01-01T00:00:01.000Z"
+    assert "x-ratelimit-limit-tokens" not in openai  # OpenAI's family has no input or output budgets
+    outside = llm.rate_limit_headers(0.0, api="anthropic")  # no loop: the given time, from the same epoch
+    assert outside["anthropic-ratelimit-requests-reset"].startswith("2025-01-01T00:00:0")
+
+
+def test_rate_limit_headers_names_a_bad_api_and_needs_a_time_outside_a_loop():
+    llm = SimulatedLLM(requests_per_minute=60)
+    with pytest.raises(ValueError, match="api must be one of 'openai', 'anthropic'; got 'gemini'"):
+        llm.rate_limit_headers(0.0, api="gemini")
+    with pytest.raises(RuntimeError, match="needs now= outside an event loop"):
+        llm.rate_limit_headers()

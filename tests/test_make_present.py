@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from pocket_parallel import find_knee, measure_throughput
+from pocket_parallel.lecture.knee_panel import CONCURRENCY
 from tests.processes import descendants, kill, process_group, processes_using
 from tests.support import free_port, jupyter_environment, printed_addresses
 
@@ -298,19 +300,20 @@ def _drive(page, present: Present, width: int, height: int, tmp_path: Path) -> N
     _check_no_code_and_large_type(page, f"{where}, race", height)
     _screenshot(page, f"lecture-race-{width}.png", tmp_path)
 
-    # The knee: the server-limit slider redraws the curve.
+    # The knee: the slots slider redraws the curve.
     page.get_by_text("3 · Throughput knee").click()
     knee = page.locator(".pp-knee .pp-figure")
     _picture_drawn(page, ".pp-knee .pp-figure")
     before, line = knee.get_attribute("src"), page.locator(".pp-knee-line").inner_text()
-    page.locator(".pp-knee-limit .noUi-handle").click()
-    page.keyboard.press("ArrowLeft")  # the server's limit from 8 to 7
+    page.locator(".pp-knee-slots .noUi-handle").click()
+    page.keyboard.press("ArrowLeft")  # the server's slots from 8 to 7
     page.wait_for_function(
         "([src, line]) => document.querySelector('.pp-knee .pp-figure').getAttribute('src') !== src"
         " && document.querySelector('.pp-knee-line').innerText !== line",
         arg=[before, line], timeout=30_000)
-    assert page.locator(".pp-knee-limit .widget-readout").inner_text().strip() == "7"
-    assert "no client gets more than 7 calls/s there" in page.locator(".pp-knee-line").inner_text()
+    assert page.locator(".pp-knee-slots .widget-readout").inner_text().strip() == "7"
+    seven = find_knee(measure_throughput(CONCURRENCY, 200, profile="self-hosted", slots=7))
+    assert f"no client gets more than {seven.max_throughput:.3g} calls/s there" in page.locator(".pp-knee-line").inner_text()
     _check_no_code_and_large_type(page, f"{where}, knee", height)
     _screenshot(page, f"lecture-knee-{width}.png", tmp_path)
 

@@ -17,14 +17,15 @@ blink and every time is exact.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 import time
 from typing import Any
 
 from .._format import clip
-from .._validate import check_int, check_prompt
+from .._validate import check_choice, check_int, check_prompt
 from ..service.answers import Reply
-from ..service.headers import openai_rate_headers
+from ..service.headers import VIRTUAL_EPOCH, anthropic_rate_headers, moment_of, openai_rate_headers
 from ..service.provider import (
     Admission,
     CallRequest,
@@ -38,6 +39,14 @@ from ..service.quota import LimitStates, Refusal
 from ..service.settings import ServiceSettings, settings_from, takes_settings
 from ..trace import Outcome
 from .recorded import RecordedCalls
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class LLMError(Exception):
@@ -256,9 +265,27 @@ class SimulatedLLM(RecordedCalls, ModelBehaviour):
 
     # -- what it saw (trace and stats come from RecordedCalls) ---------------------------------
 
-    def rate_limit_headers(self, now: float | None = None) -> dict[str, str]:
-        """The ``x-ratelimit-*`` headers the server would send at ``now`` (default: the running loop's time)."""
-        return self.quota.headers(asyncio.get_running_loop().time() if now is None else now)
+    def rate_limit_headers(self, now: float | None = None, api: str = "openai") -> dict[str, str]:
+        """The rate-limit headers the server would send at ``now`` (default: the running loop's time).
+
+        ``api="openai"``: OpenAI's ``x-ratelimit-*`` (requests and tokens per minute);
+        ``api="anthropic"``: Anthropic's ``anthropic-ratelimit-*`` (requests, input and output
+        tokens per minute), whose resets are RFC 3339 times: on the virtual clock, or for a
+        ``now`` given outside any event loop, counted from
+        :data:`~pocket_parallel.service.headers.VIRTUAL_EPOCH`.
+        """
+        api = check_choice("api", api, ("openai", "anthropic"))
+        loop = _running_loop()
+        if now is None:
+            if loop is None:
+                raise RuntimeError("rate_limit_headers() needs now= outside an event loop: the time to describe, "
+                                   "in seconds on the clock the calls ran on (for example 0.0, the start)")
+            now = loop.time()
+        states = self.quota.snapshot(now)
+        if api == "openai":
+            return openai_rate_headers(states)
+        moment = moment_of(now, loop) if loop is not None else VIRTUAL_EPOCH + datetime.timedelta(seconds=now)
+        return anthropic_rate_headers(states, moment)
 
     def limit_states(self, now: float | None = None) -> LimitStates:
         """Every per-minute limit's state at ``now`` (default: the running loop's time), for either

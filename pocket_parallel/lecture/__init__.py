@@ -4,8 +4,8 @@
 - :mod:`~pocket_parallel.lecture.race` and :mod:`~pocket_parallel.lecture.race_panel`:
   :func:`race_panel`, a live race of the same calls one at a time against in parallel, on
   the real clock;
-- :mod:`~pocket_parallel.lecture.knee_panel`: :func:`knee_panel`, throughput against C for a
-  server with a limit, and its knee;
+- :mod:`~pocket_parallel.lecture.knee_panel`: :func:`knee_panel`, throughput and latency against C
+  for a self-hosted server that queues beyond its slots, and its knee;
 - :mod:`~pocket_parallel.lecture.style`: the style sheet and figure settings that make it
   readable from the back of a room.
 

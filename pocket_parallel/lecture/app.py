@@ -42,8 +42,8 @@ def lecture_app(
     """The lecture app with its three panels; each defaults to the course's projector settings.
 
     Defaults: ``Explorer(items=40, max_concurrency=4, latency=0.5, jitter=0.3)`` with a sharper
-    picture, ``race_panel()`` (12 calls of about 0.4 s) and ``knee_panel()`` (200 calls of 1 s,
-    a server serving 8 at once). Pass a panel of your own to change one.
+    picture, ``race_panel()`` (12 calls of about 0.4 s) and ``knee_panel()`` (200 calls, a
+    self-hosted server with 8 slots). Pass a panel of your own to change one.
     """
     if explorer is None:
         explorer = Explorer(items=40, max_concurrency=4, latency=0.5, jitter=0.3, picture_dpi=EXPLORER_DPI)

@@ -7,7 +7,7 @@ distinguishable with every common form of colour blindness (:mod:`.style`).
 - :func:`speedup_vs_items` and :func:`makespan_vs_concurrency` (:mod:`.curves`): measured
   points on their references, the in-order schedule and the lower bound;
 - :func:`timeline` and :func:`race_timelines` (:mod:`.timelines`): one bar per call attempt;
-- :func:`plot_throughput` (:mod:`.knee`): completed calls per second against C, the knee marked;
+- :func:`plot_throughput` (:mod:`.knee`): completed calls per second and latency against C, the knee marked;
 - :func:`computing_timeline` (:mod:`.computing`): when CPU-bound jobs computed, and whether at once.
 
 The explorer draws all three at once (:func:`pocket_parallel.widgets.overview`).
