@@ -28,6 +28,7 @@ from pocketflow import AsyncNode
 from ._shipping import library_file
 
 _STEP = AsyncNode._exec.__code__
+_TASK_STEP = asyncio.events.Handle._run.__code__
 _MAX_NAMES = 12
 
 
@@ -75,7 +76,7 @@ class Origins:
 
     def _of(self, frame: FrameType | None) -> Origin:
         step, names = False, []
-        while frame is not None:
+        while frame is not None and frame.f_code is not _TASK_STEP:  # below it: the event loop, not the way here
             code = frame.f_code
             if code is _STEP:
                 step = True
@@ -91,4 +92,4 @@ class Origins:
 
 @functools.lru_cache(maxsize=4096)
 def _library(filename: str) -> bool:
-    return library_file(filename)
+    return filename == "<string>" or library_file(filename)  # "<string>": the subprocess's own "-c" code

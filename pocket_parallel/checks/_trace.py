@@ -45,15 +45,16 @@ class Call:
 
     @property
     def made_in(self) -> str:
-        """The innermost of the student's node methods on the way to it, e.g. ``"prep_async"``."""
-        for name in self.functions:
-            if name in _NODE_METHODS:
+        """The student's node method that made the call, e.g. ``"prep_async"``: an override of
+        PocketFlow's own steps first (it is what took the call out of the per-item step)."""
+        for name in _NODE_METHODS:
+            if name in self.functions:
                 return name
         return self.functions[0] if self.functions else "code outside any node method"
 
 
-_NODE_METHODS = ("prep_async", "post_async", "exec_async", "_exec", "_run_async", "run_async", "__init__",
-                 "_orch_async", "prep", "post", "exec")
+_NODE_METHODS = ("_exec", "_run_async", "run_async", "_orch_async", "prep_async", "post_async", "__init__",
+                 "exec_async")
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def check_calls(name: str, calls: Calls, expected: dict[str, int], *, item: Call
                    f"post_async, or in a task started there and merely awaited in exec_async, gets neither. In "
                    f"this workload some calls fail once and the check set max_retries={max_retries}: make each "
                    f"item's call in exec_async and return its result.")
-    for prompt, count in expected.items():
+    for prompt, count in sorted(expected.items(), key=lambda pair: pair[1] != 1):  # plain items first: clearest
         got = calls.attempts(prompt)
         if len(got) > count:
             if count == 1:

@@ -24,8 +24,11 @@ from typing import Any
 
 from pocketflow import AsyncFlow
 
+from ..backends.simulated import TransientLLMError
+
 from ._feedback import Check, Fail, Lab, Raised, clip, plural, raise_for_build, raise_for_run, sec
 from ._portable import Foreign, from_portable, to_portable
+from ._errors import error_info
 from ._running import BuildFailed, build_answer, run_answer
 from ._sandbox import experiment
 from ._service import LANGUAGES, CheckLLM, documents_with_distinct_summaries, sentence, uneven
@@ -86,8 +89,15 @@ def _require_async_node(lab: Lab) -> None:
 # -- in the subprocess: running the node ------------------------------------------------------------
 
 
-async def _fallback(prep_res: Any, error: Exception) -> str:
-    return FALLBACK
+def _fallback(errors: list[dict[str, Any]]) -> Callable[[Any, Exception], Any]:
+    """The check's ``exec_fallback_async``: returns :data:`FALLBACK`, and keeps what the student's own code raised."""
+
+    async def fallback(prep_res: Any, error: Exception) -> str:
+        if not isinstance(error, TransientLLMError) and len(errors) < 5:
+            errors.append(error_info(error))
+        return FALLBACK
+
+    return fallback
 
 
 def _service(workload: dict[str, Any], origins: Origins) -> CheckLLM:
@@ -97,10 +107,10 @@ def _service(workload: dict[str, Any], origins: Origins) -> CheckLLM:
     return llm
 
 
-def _with_retries(node: Any, workload: dict[str, Any]) -> None:
+def _with_retries(node: Any, workload: dict[str, Any], errors: list[dict[str, Any]]) -> None:
     """What any PocketFlow node may have: retries, a pause between them, a fallback."""
     node.max_retries, node.wait = workload["max_retries"], workload["wait"]
-    node.exec_fallback_async = _fallback  # an instance attribute: PocketFlow's _exec reads it from self
+    node.exec_fallback_async = _fallback(errors)  # an instance attribute: PocketFlow's _exec reads it from self
 
 
 @experiment("exercise 1")
@@ -111,24 +121,26 @@ def _run_summarizer(node_class: Any, workload: dict[str, Any]) -> dict[str, Any]
         node = build_answer(node_class)
     except BuildFailed as failed:
         return {"build": failed.info}
-    _with_retries(node, workload)
+    errors: list[dict[str, Any]] = []
+    _with_retries(node, workload, errors)
     shared: dict[str, Any] = {"documents": list(workload["documents"])}
     _, report = run_answer(lambda: AsyncFlow(start=node).run_async(shared), llm=llm, origins=origins,
                            guard=workload["guard"])
-    return {"run": report, "calls": llm.calls(), "blocking": llm.blocking_calls, "shared": to_portable(shared)}
+    return {"run": report, "calls": llm.calls(), "blocking": llm.blocking_calls, "shared": to_portable(shared),
+            "fallback_errors": errors}
 
 
 @experiment("exercise 2")
 def _run_translators(node_class: Any, workload: dict[str, Any]) -> dict[str, Any]:
     origins = Origins()
     llm = _service(workload, origins)
-    nodes = []
+    nodes, errors = [], []
     for spec in workload["nodes"]:
         try:
             nodes.append(build_answer(node_class, max_concurrency=spec["limit"]))
         except BuildFailed as failed:
             return {"build": failed.info, "limit": spec["limit"]}
-        _with_retries(nodes[-1], workload)
+        _with_retries(nodes[-1], workload, errors)
     stores: list[dict[str, Any]] = [{"text": spec["text"], "languages": list(spec["languages"])}
                                     for spec in workload["nodes"]]
     finished: list[float | None] = [None] * len(nodes)
@@ -142,7 +154,7 @@ def _run_translators(node_class: Any, workload: dict[str, Any]) -> dict[str, Any
 
     _, report = run_answer(together, llm=llm, origins=origins, guard=workload["guard"])
     return {"run": report, "calls": llm.calls(), "blocking": llm.blocking_calls,
-            "shared": [to_portable(store) for store in stores], "finished": finished}
+            "shared": [to_portable(store) for store in stores], "finished": finished, "fallback_errors": errors}
 
 
 # -- the check's side: exercise 1 -------------------------------------------------------------------
@@ -193,6 +205,7 @@ def _summarizer_round(lab: Lab, name: str, rng: random.Random, count: int) -> No
         raise_for_build(Raised.of(seen["build"]), name, "")
     calls = Calls.of(seen["calls"])
     raise_for_run(seen["run"], name, doing, advice=_retry_advice(lab, calls, "summarize"), blocking_calls=seen["blocking"])
+    _own_errors(name, seen, doing)
     shared = from_portable(seen["shared"])
     probe = CheckLLM()
     expected = [FALLBACK if p in broken else probe.answer_for(p) for p in prompts]
@@ -239,6 +252,15 @@ def _check_summaries(name: str, shared: dict[str, Any], expected: list[str], bro
                    f"{first + 1}. Anything exec_async does on the side (appending to a list, say) happens in "
                    f"completion order; the exec_res_list PocketFlow hands to post_async is in input order. Hint: "
                    f"return each summary from exec_async and store exec_res_list in post_async.")
+    kept = [summary for summary in expected if summary != FALLBACK]
+    if broken is not None and len(got) == count - 1 and sorted(map(repr, got)) == sorted(map(repr, kept)):
+        order = ("" if got == kept else " The others are in another order than the documents, the order the calls "
+                 "finished in.")
+        raise Fail(f"shared['summaries'] held {len(got)} summaries for {count} documents: the fallback for document "
+                   f"{broken}, whose every call fails, is missing.{order} PocketFlow puts exec_fallback_async's value "
+                   f"in exec_res_list, in the item's place, in input order; a list filled in exec_async (appending "
+                   f"each answer as it arrives) never sees it. Hint: return each summary from exec_async and store "
+                   f"exec_res_list in post_async.")
     if len(got) != count:
         raise Fail(f"shared['summaries'] held {plural(len(got), 'item')} for {count} documents; it should "
                    f"hold exactly one summary per document, in their order.")
@@ -289,8 +311,31 @@ def _check_all_at_once(name: str, calls: Calls, prompts: list[str], seconds: lis
                    f"kept it waiting.")
 
 
+def _own_errors(name: str, seen: dict[str, Any], doing: str) -> None:
+    """Fail (or NotAttempted) if the student's own code raised where the check's fallback caught it."""
+    errors = seen.get("fallback_errors") or []
+    if errors:
+        raise_for_run({"ended": "raised", "error": errors[0]}, name, doing, advice=lambda error: (
+            f"It raised that on every attempt at an item (PocketFlow tried max_retries={RETRIES} times, then called "
+            f"the fallback the check set). " + (_OTHER_LOOP if _other_loop(error) else
+                                                "Read the error, fix the line it points to, and run the check again.")))
+
+
+_OTHER_LOOP = ("An asyncio semaphore belongs to the event loop that first waited on it, and every run of a flow "
+               "(every run of a cell, and each round of this check) may have a new loop. A semaphore made once and "
+               "shared by every run and every node (a class attribute, one made at module level, or a cached one) "
+               "breaks on the next loop, and mixes the limits of different nodes before that. Create it per run, "
+               "in prep_async, from self.max_concurrency.")
+
+
+def _other_loop(error: Raised) -> bool:
+    return error.is_a("RuntimeError") and "bound to a different event loop" in error.text
+
+
 def _retry_advice(lab: Lab, calls: Calls, verb: str) -> Callable[[Raised], str]:
     def advice(error: Raised) -> str:
+        if _other_loop(error):
+            return _OTHER_LOOP
         if not error.is_a("TransientLLMError"):
             return "Read the error, fix the line it points to, and run the check again."
         outside = [call for call in calls.all if call.failed and not call.step]
@@ -325,14 +370,15 @@ def _skipped_step(lab: Lab) -> str:
 def _translator(rng: random.Random, lab: Lab) -> str:
     name = lab.name
     _require_async_node(lab)
-    first, low, high, same, large = _limits(rng)
-    _translator_round(lab, name, rng, [first], equal=True)
-    _translator_round(lab, name, rng, [low, high])
-    _translator_round(lab, name, rng, [same, same])
-    _translator_round(lab, name, rng, [large], sizes=(40, 60))
-    _translator_round(lab, name, rng, [rng.randint(2, 6)], sizes=(0, 0))
-    return (f"{name} ran inside AsyncFlows in five fresh event loops: alone, two nodes with limits {low} and {high} "
-            f"at once, two with {same} each at once, 40 to 60 languages, and none. Each node kept its own C calls "
+    alone, same, low, high, large = _limits(rng)
+    seen: set[int] = set()
+    _translator_round(lab, name, rng, [alone], seen, equal=True)
+    _translator_round(lab, name, rng, [same, same], seen)
+    _translator_round(lab, name, rng, [low, high], seen)
+    _translator_round(lab, name, rng, [large], seen, sizes=(40, 60))
+    _translator_round(lab, name, rng, [rng.randint(2, 6)], seen, sizes=(0, 0))
+    return (f"{name} ran inside AsyncFlows in five fresh event loops: alone, two nodes with {same} each at once, two "
+            f"with limits {low} and {high} at once, 40 to 60 languages, and none. Each node kept its own C calls "
             f"in flight, never more, and no slot sat idle while a language was ready, so each batch took exactly "
             f"the time its semaphore allows (ceil(N / C) x L when every call takes L). Failed calls were retried "
             f"after the node's wait, by PocketFlow's per-item step and within the limit, and the language whose "
@@ -340,16 +386,16 @@ def _translator(rng: random.Random, lab: Lab) -> str:
 
 
 def _limits(rng: random.Random) -> tuple[int, int, int, int, int]:
-    """C for each round: the first alone, two different ones side by side, one twice, one for a large batch."""
-    first = rng.randint(2, 5)
-    low, high = sorted(rng.sample(range(2, 8), 2))
-    same = rng.randint(2, 4)
-    large = rng.randint(3, 9)
-    return first, low, high, same, large
+    """C for each round: alone; twice side by side; two others side by side; for a large batch. The first
+    three rounds never repeat a C, so a semaphore kept from one round to the next shows as what it is."""
+    alone = rng.randint(2, 5)
+    same = rng.choice([c for c in range(2, 5) if c != alone])
+    low, high = sorted(rng.sample([c for c in range(2, 9) if c not in (alone, same)], 2))
+    return alone, same, low, high, rng.randint(3, 9)
 
 
-def _translator_round(lab: Lab, name: str, rng: random.Random, limits: list[int], *, equal: bool = False,
-                      sizes: tuple[int, int] = (7, 16)) -> None:
+def _translator_round(lab: Lab, name: str, rng: random.Random, limits: list[int], seen_limits: set[int], *,
+                      equal: bool = False, sizes: tuple[int, int] = (7, 16)) -> None:
     unused = rng.sample(LANGUAGES, len(LANGUAGES))
     specs, seconds_of = [], {}
     for limit in limits:
@@ -376,6 +422,7 @@ def _translator_round(lab: Lab, name: str, rng: random.Random, limits: list[int]
         raise_for_build(Raised.of(seen["build"]), name, f"max_concurrency={seen['limit']}")
     every = Calls.of(seen["calls"])
     raise_for_run(seen["run"], name, doing, advice=_retry_advice(lab, every, "translate"), blocking_calls=seen["blocking"])
+    _own_errors(name, seen, doing)
     stores = [from_portable(store) for store in seen["shared"]]
     probe = CheckLLM()
     if all_prompts and not len(every):
@@ -394,7 +441,9 @@ def _translator_round(lab: Lab, name: str, rng: random.Random, limits: list[int]
                             retried=[language_of[p] for p in flaky if p in spec["prompts"]], lab=lab)
     for index, (spec, finished) in enumerate(zip(specs, seen["finished"])):
         others = [s for i, s in enumerate(specs) if i != index]
-        _check_limit(name, lab, every, spec, others, wait, finished, equal=equal, seconds=seconds_of)
+        _check_limit(name, lab, every, spec, others, wait, finished, equal=equal, seconds=seconds_of,
+                     earlier=seen_limits)
+    seen_limits.update(limits)
 
 
 def _exposing(rng: random.Random, count: int, limit: int) -> list[float]:
@@ -468,7 +517,7 @@ def _check_translations(name: str, got: dict[str, Any], expected: dict[str, str]
 
 
 def _check_limit(name: str, lab: Lab, every: Calls, spec: dict[str, Any], others: list[dict[str, Any]], wait: float,
-                 finished: float | None, *, equal: bool, seconds: dict[str, float]) -> None:
+                 finished: float | None, *, equal: bool, seconds: dict[str, float], earlier: set[int]) -> None:
     limit, prompts = spec["limit"], spec["prompts"]
     count = len(prompts)
     mine = Calls(call for call in every.all if call.prompt in set(prompts))
@@ -479,7 +528,7 @@ def _check_limit(name: str, lab: Lab, every: Calls, spec: dict[str, Any], others
     if peak > limit:
         raise Fail(f"at most C = {limit} calls may be in flight at once, but the node built with "
                    f"max_concurrency={limit} had {peak} of its {count} calls in flight at the same time{side_by_side}. "
-                   + _too_many(lab, peak, limit, count, others))
+                   + _too_many(lab, peak, limit, count, others, earlier))
     idle = mine.idle(prompts, limit, wait)
     end = mine.last_end()
     if idle is None and finished is not None and abs(finished - end) <= TOLERANCE:
@@ -488,41 +537,43 @@ def _check_limit(name: str, lab: Lab, every: Calls, spec: dict[str, Any], others
         raise Fail(f"the node built with max_concurrency={limit} made every call on time, but its flow ended at "
                    f"{sec(finished or 0.0)}, after its last call had ended at {sec(end)}: something after the calls "
                    f"kept it waiting.")
-    shared_gate = others and theirs.in_flight_at((idle.start + idle.end) / 2) + idle.busy >= limit
+    # Nodes with a limit each have up to the sum in flight; one gate between them, at most the largest.
+    shared_gate = bool(others) and every.peak() <= max([limit, *(o["limit"] for o in others)])
+    took = ""
     if equal and count:
         latency = seconds[prompts[0]]
-        rule = f"ceil({count} / {limit}) x {sec(latency)} = {sec(math.ceil(count / limit) * latency)}"
-        took = f"; the {count} translations took {sec(finished or end)} instead of {rule}"
-    else:
-        took = ""
+        best = math.ceil(count / limit) * latency
+        if abs((finished or end) - best) > TOLERANCE:
+            took = (f"; the {count} translations took {sec(finished or end)} instead of ceil({count} / {limit}) x "
+                    f"{sec(latency)} = {sec(best)}")
+    stretch = (f"from {sec(idle.start)} to {sec(idle.end)} only {idle.busy} of its {limit} slots were busy while "
+               f"{plural(idle.ready, 'language')} waited{took}")
     if shared_gate:
-        raise Fail(f"from {sec(idle.start)} to {sec(idle.end)} the node built with max_concurrency={limit} had only "
-                   f"{idle.busy} of its {limit} slots busy while {plural(idle.ready, 'language')} waited{took}, because "
-                   f"the other node's calls{side_by_side} held the rest: the two nodes shared one limit. Two nodes "
-                   f"with their own C need a semaphore each: a class attribute, a semaphore made at module level, or "
-                   f"one cached by size is shared by every node. Create it per run, in prep_async, from "
+        raise Fail(f"{stretch}: the node built with max_concurrency={limit} and the other one{side_by_side} never had "
+                   f"more calls in flight together than one of them may have alone, so they shared one limit. Two "
+                   f"nodes with their own C need a semaphore each: a class attribute, a semaphore made at module "
+                   f"level, or one cached by size is shared by every node. Create it per run, in prep_async, from "
                    f"self.max_concurrency.")
-    if peak < limit and peak <= 1:
-        raise Fail(f"{name} never had more than {peak} of the allowed C = {limit} calls in flight{took}. With one "
+    if peak <= 1:
+        raise Fail(f"{name} never had more than {peak} of the allowed C = {limit} calls in flight: {stretch}. With one "
                    f"call at a time, is the base class still AsyncBatchNode, or does the semaphore hold a single "
                    f"slot?")
     if peak < limit:
-        raise Fail(f"{name} never had more than {peak} of the allowed C = {limit} calls in flight, so slots sat idle "
-                   f"while languages waited{took}. Is your semaphore built from self.max_concurrency, or from a "
-                   f"fixed number?")
-    raise Fail(f"{name} kept to C = {limit} calls in flight (good), but from {sec(idle.start)} to {sec(idle.end)} "
-               f"only {idle.busy} of its {limit} slots were busy while {plural(idle.ready, 'language')} waited"
-               f"{took}. A semaphore lets the next item start the moment any call ends: do not wait for a whole "
-               f"group of C to finish, do not deal the items to the slots in advance, and hold the semaphore only "
-               f"around the call itself.")
+        raise Fail(f"{name} never had more than {peak} of the allowed C = {limit} calls in flight: {stretch}. Build "
+                   f"the semaphore from self.max_concurrency, not from a fixed number, and do not deal the items to "
+                   f"the slots in advance (C workers with a queue each, or a block each): the next item must go to "
+                   f"whichever slot frees up first.")
+    raise Fail(f"{name} kept to C = {limit} calls in flight (good), but {stretch}. A semaphore lets the next item "
+               f"start the moment any call ends: do not wait for a whole group of C to finish, do not deal the items "
+               f"to the slots in advance, and hold the semaphore only around the call itself.")
 
 
-def _too_many(lab: Lab, peak: int, limit: int, count: int, others: list[dict[str, Any]]) -> str:
-    other_limits = {o["limit"] for o in others}
-    if others and peak in other_limits:
-        return (f"It reached the other node's limit, {peak}: the two nodes shared one semaphore (a class attribute, "
-                f"one made at module level, or one cached), made with the other's C. Each node needs its own: create "
-                f"it per run, in prep_async, from self.max_concurrency.")
+def _too_many(lab: Lab, peak: int, limit: int, count: int, others: list[dict[str, Any]], earlier: set[int]) -> str:
+    if peak in {o["limit"] for o in others} | earlier:
+        whose = "the other node's" if peak in {o["limit"] for o in others} else "an earlier round's"
+        return (f"It reached {whose} limit, {peak}: the nodes shared one semaphore (a class attribute, one made at "
+                f"module level, or one cached), made with another node's C. Each node needs its own: create it per "
+                f"run, in prep_async, from self.max_concurrency.")
     if peak < count:
         return (f"Your node does limit, but to {peak}, not to the C it was given: build the semaphore from "
                 f"self.max_concurrency rather than from a fixed number.")
