@@ -25,7 +25,7 @@ from typing import Any
 
 from pocketflow import AsyncNode
 
-from ._shipping import library_file
+from ._errors import library_file
 
 _STEP = AsyncNode._exec.__code__
 _TASK_STEP = asyncio.events.Handle._run.__code__

@@ -31,8 +31,10 @@ from typing import Any, Literal
 from .._validate import check_int
 from ._display import markdown, plain_text, sentence_case
 from ._errors import stub_hint
+from ._predictor import REFUSED, describe_refusal
 from ._quiet import Noise, quiet
-from ._sandbox import Sandbox, SandboxError, TooLong, Worker, end_with_parent
+from ._sandbox import Sandbox, SandboxError, TooLong, Worker
+from ._serve import end_with_parent
 from ._shipping import CannotShip, Shipment, ship
 
 Status = Literal["passed", "failed", "not attempted"]
@@ -249,7 +251,13 @@ class Lab:
     def fresh(self) -> None:
         """Rebuild the answer in the subprocess (starting one if needed), or fail saying why it cannot be."""
         self._facts = None
-        reply = self._sandbox().load()
+        try:
+            reply = self._sandbox().load()
+        except SandboxError as error:
+            self.close()
+            raise Fail(f"the Python process in which the check runs {self.name} ended while it rebuilt {self.name} from "
+                       f"your cells, without a word ({_last_line(error.output)}). Does your code call exit(), "
+                       f"os._exit() or something that crashes the interpreter when its cell runs?") from None
         if "error" in reply:
             raise_for_load(Raised.of(reply["error"]), self.shipment)
 
@@ -260,22 +268,24 @@ class Lab:
             self._facts = self.run("facts", {}, doing="being looked at")
         return self._facts
 
-    def run(self, experiment: str, workload: dict[str, Any], *, doing: str, seconds: float | None = None) -> dict[str, Any]:
+    def run(self, experiment: str, workload: dict[str, Any], *, doing: str, seconds: float | None = None,
+            too_long: str | None = None) -> dict[str, Any]:
         """Run ``experiment`` on ``workload`` in the subprocess and return its observation.
 
         If it takes longer than ``seconds`` of real time (default: :data:`WALL_LIMIT` and some
         slack), the subprocess is ended and the check fails, saying the answer was still running
-        while ``doing``.
+        while ``doing`` (or saying ``too_long``).
         """
         limit = WALL_LIMIT + _SLACK if seconds is None else seconds
         try:
             reply = self._sandbox().run(experiment, workload, limit)
         except TooLong:
             self.close()
-            raise Fail(f"{self.name} was still running after {limit:g} s of real time while {doing}, far "
-                       f"longer than this workload needs, so the check stopped it. Look for code that never "
-                       f"gives the event loop back (a loop with no await that waits, time.sleep, a blocking "
-                       f"wait on a thread or a process) or a loop that never ends.") from None
+            raise Fail(too_long or (
+                f"{self.name} was still running after {limit:g} s of real time while {doing}, far longer than this "
+                f"workload needs, so the check stopped it. Look for code that never gives the event loop back (a "
+                f"loop with no await that waits, time.sleep, a blocking wait on a thread or a process) or a loop "
+                f"that never ends.")) from None
         except SandboxError as error:
             self.close()
             raise Fail(f"the Python process in which the check runs {self.name} ended while {doing}, without "
@@ -335,8 +345,14 @@ def raise_for_load(error: Raised, shipment: Shipment) -> None:
                    f"runs your code in a fresh Python process, rebuilt from the source of your cells: define "
                    f"{error.name} in a cell with an assignment, a 'def', a 'class' or an import, run that cell, then "
                    f"run the check again.")
+    if REFUSED in error.text:
+        raise Fail(f"{name} {describe_refusal(error.text)}, when the check rebuilt it from the source of your cells. "
+                   f"The exercise asks for arithmetic only: work the makespan out from the latencies and C, without "
+                   f"running anything; so the check runs your function where it can only compute, and nothing of an "
+                   f"event loop, threads, processes, PocketFlow or pocket_parallel may be imported there.")
+    tail = "" if error.is_a("ImportError") else " Does it depend on something a cell changed after defining it?"
     raise Fail(f"the check rebuilds {name} from the source of your cells in a fresh Python process, and there "
-               f"that code raised {error.text}. Does it depend on something a cell changed after defining it?")
+               f"that code raised {error.text}.{tail}")
 
 
 def raise_for_build(error: Raised, name: str, shown: str) -> None:

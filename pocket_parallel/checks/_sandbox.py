@@ -30,15 +30,12 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any
 
+from ._serve import end_with_parent, load_answer, serve, write_answer
 from ._shipping import Shipment
 
-#: The module name the answer's rebuilt source has in the subprocess.
-MODULE = "checked_answer"
 #: Seconds the subprocess may take to start and rebuild the answer (imports included) on a busy machine.
 START_SECONDS = 60.0
 
@@ -187,20 +184,6 @@ class Sandbox(Worker):
         return self.ask({"op": "run", "experiment": name, "workload": workload}, seconds)
 
 
-def end_with_parent() -> None:
-    """End this process and its session when the process that started it is gone (an orphan is never wanted)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        if os.name == "posix":
-            os.killpg(0, signal.SIGKILL)
-        os._exit(1)  # pragma: no cover - Windows
-
-    threading.Thread(target=watch, name="pocket-parallel-orphan-watch", daemon=True).start()
-
-
 def _exited(process: subprocess.Popen[str], seconds: float) -> None:
     """Wait up to ``seconds`` for ``process`` to exit, without reaping it (its id stays its own)."""
     if os.name != "posix":  # pragma: no cover - Windows
@@ -240,49 +223,29 @@ def _end(process: subprocess.Popen[str]) -> None:
 
 def main() -> None:
     """Serve the check: rebuild the answer, run experiments on it, reply in JSON lines on stdout."""
-    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    nowhere = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, 1)  # the student's prints, and those of processes it starts, go nowhere
-    os.close(nowhere)
     end_with_parent()
-    first = sys.stdin.readline()
-    if not first:
+    start = json.loads(sys.stdin.readline() or "null")
+    if start is None:
         return
-    start = json.loads(first)
     from . import _running
+    from ._errors import error_info
     from ._quiet import quiet
 
     _running.WALL_LIMIT = float(start.get("wall_limit", _running.WALL_LIMIT))
     importlib.import_module("pocket_parallel.checks")  # its modules register their experiments
+    answer: list[Any] = [None]
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request["op"] == "load":
+            answer[0], reply = load_answer(start["name"], error_info)
+            return reply
+        with quiet() as noise:
+            observation = EXPERIMENTS[request["experiment"]](answer[0], request["workload"])
+        return {"observation": observation, "notes": noise.notes}
+
     with tempfile.TemporaryDirectory(prefix="pocket-parallel-check-") as folder:
-        Path(folder, f"{MODULE}.py").write_text(start["module"], encoding="utf-8")
-        sys.path.insert(0, folder)
-        answer: Any = None
-        for line in sys.stdin:
-            request = json.loads(line)
-            try:
-                if request["op"] == "load":
-                    answer, reply = _load(start["name"])
-                else:
-                    with quiet() as noise:
-                        observation = EXPERIMENTS[request["experiment"]](answer, request["workload"])
-                    reply = {"observation": observation, "notes": noise.notes}
-            except Exception:  # the check's own code failed: say so, rather than hang the check
-                reply = {"internal": traceback.format_exc()[-3000:]}
-            replies.write(json.dumps(reply) + "\n")
-            replies.flush()
-
-
-def _load(name: str) -> tuple[Any, dict[str, Any]]:
-    from ._errors import error_info
-
-    sys.modules.pop(MODULE, None)
-    importlib.invalidate_caches()
-    try:
-        module = importlib.import_module(MODULE)
-        return getattr(module, name), {"loaded": True}
-    except Exception as error:  # the student's code, rebuilt, can raise anything at import
-        return None, {"error": error_info(error)}
+        write_answer(folder, start["module"])
+        serve(handle)
 
 
 if __name__ == "__main__":

@@ -31,21 +31,17 @@ import math
 import pickle
 import symtable
 import sys
-import sysconfig
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from ._errors import library_file
 
 _ANNOTATIONS = __future__.annotations.compiler_flag
 #: How many values, at most, a plain value may hold to be copied (beyond that it is rebuilt from its statement).
 _PLAIN_LIMIT = 100_000
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
-_LIBRARY_DIRS = tuple(
-    str(Path(p).resolve()) for p in {str(Path(__file__).resolve().parent.parent),
-                                     *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
-)
 
 
 class CannotShip(Exception):
@@ -79,8 +75,7 @@ class _Statement:
     needs_first: frozenset[str] = frozenset()  # the names it needs while the statement itself runs
 
     def code(self) -> str:
-        padded = "\n" * (self.first_line - 1) + self.source
-        return f"exec(__pp_compile({padded!r}, {self.filename!r}, 'exec', {self.flags}, True), globals())"
+        return f"exec(__pp_at({self.source!r}, {self.filename!r}, {self.first_line}, {self.flags}), globals())"
 
 
 @dataclass
@@ -106,17 +101,6 @@ def ship(answer: Any) -> Shipment:
                          f"defined at the top level of a cell, not inside a function or another class. Move its "
                          f"'class' or 'def' statement to the top level of the cell.")
     return _Shipper(answer, name).shipment()
-
-
-def library_file(filename: str) -> bool:
-    """Whether ``filename`` belongs to the standard library, an installed package or pocket_parallel itself."""
-    if not filename or filename.startswith("<"):
-        return False
-    try:
-        path = str(Path(filename).resolve())
-    except (OSError, RuntimeError, ValueError):
-        return False
-    return path.startswith(_LIBRARY_DIRS)
 
 
 class _Shipper:
@@ -208,7 +192,10 @@ class _Shipper:
         lines = [
             "# The student's answer, rebuilt by a pocket_parallel check from the code that defined it.",
             "from importlib import import_module as __pp_import",
-            "__pp_compile = compile",
+            "from ast import PyCF_ONLY_AST as __pp_tree, increment_lineno as __pp_shift",
+            "def __pp_at(source, filename, line, flags):  # compiled as if at its place in the cell",
+            "    tree = compile(source, filename, 'exec', flags | __pp_tree, True)",
+            "    return compile(__pp_shift(tree, line - 1), filename, 'exec', flags, True)",
             *self.imports.values(),
             *self.values.values(),
             *(statement.code() for statement in _in_order(self.statements)),
