@@ -30,6 +30,7 @@ Exercise   Check                                 What it asks for
 
 from . import _facts  # noqa: F401  (registers the experiment every check may run)
 from ._feedback import CheckResult
+from .flows import check_safe_flow
 from .makespan import check_makespan_prediction
 from .nodes import check_limited_translator, check_parallel_summarizer
 
