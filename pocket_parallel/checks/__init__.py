@@ -30,7 +30,9 @@ Exercise   Check                                 What it asks for
 
 from . import _facts  # noqa: F401  (registers the experiment every check may run)
 from ._feedback import CheckResult
+from .faults import FAILURE_RATE, SERVICE_LIMITS, check_safe_summarizer, exercise_service
 from .flows import check_safe_flow
+from .io_cpu import check_blocking_io, check_cpu_work, crunch, page_of
 from .makespan import check_makespan_prediction
 from .nodes import check_limited_translator, check_parallel_summarizer
 

@@ -41,6 +41,8 @@ Status = Literal["passed", "failed", "not attempted"]
 
 #: Real seconds a virtual-clock run may take before it is cut off (normally milliseconds).
 WALL_LIMIT = 10.0
+#: Settings a check's body may read, sent from the kernel to the judge (the tests shorten waits with them).
+SETTINGS: dict[str, Any] = {}
 #: Real seconds the subprocess may take over one workload beyond WALL_LIMIT (starting Python, imports).
 _SLACK = 20.0
 
@@ -151,19 +153,23 @@ class Check:
         """Check ``answer`` on the workload of ``seed`` (a fresh one when None)."""
         return self.on_seeds(answer, [new_seed(seed)])[0]
 
-    def on_seeds(self, answer: Any, seeds: Sequence[int]) -> list[CheckResult]:
+    def on_seeds(self, answer: Any, seeds: Sequence[int], settings: dict[str, Any] | None = None) -> list[CheckResult]:
         """The results for each of ``seeds``, all in one judge: the answer rebuilt afresh for each
-        seed, so that each result is the one a separate check would give."""
+        seed, so that each result is the one a separate check would give. ``settings`` reach the
+        body as :data:`SETTINGS` (e.g. exercise 6's ``patience``)."""
         seeds = [new_seed(seed) for seed in seeds]
         try:
             shipment = ship(answer)
         except CannotShip as cannot:
             return [_result(self.exercise, "failed", str(cannot), seed, getattr(answer, "__name__", None), [])
                     for seed in seeds]
-        request = {"exercise": self.exercise, "seeds": seeds, "wall_limit": WALL_LIMIT,
+        request = {"exercise": self.exercise, "seeds": seeds, "wall_limit": WALL_LIMIT, "settings": dict(settings or {}),
                    "shipment": {"name": shipment.name, "source": shipment.source, "missing": shipment.missing}}
         with Worker([sys.executable, "-c", f"from {__name__} import judge_main; judge_main()"]) as judge:
-            reply = judge.ask(request, _SECONDS_PER_SEED * (len(seeds) + 1))
+            try:
+                reply = judge.ask(request, _SECONDS_PER_SEED * (len(seeds) + 1))
+            except SandboxError as error:  # the judge is the check's own code: its end is a bug to report
+                raise RuntimeError(f"pocket_parallel's check ended unexpectedly ({error}):\n{error.output}") from None
         return [CheckResult(self.exercise, r["status"], r["message"], r["seed"]) for r in reply["results"]]
 
     def judged(self, shipment: Shipment, seeds: Sequence[int]) -> list[CheckResult]:
@@ -193,6 +199,7 @@ def judge_main() -> None:
     request = json.loads(sys.stdin.readline())
     global WALL_LIMIT
     WALL_LIMIT = float(request["wall_limit"])
+    SETTINGS.update(request["settings"])
     importlib.import_module("pocket_parallel.checks")  # every exercise's module registers its check
     data = request["shipment"]
     shipment = Shipment(data["name"], data["source"], dict(data["missing"]))

@@ -171,20 +171,8 @@ def check_calls(name: str, calls: Calls, expected: dict[str, int], *, item: Call
     shows the prompt as the exercise writes it. Every call must have one of those prompts,
     come from PocketFlow's per-item step, and each retry must wait ``wait`` seconds.
     """
-    foreign = calls.foreign(expected)
-    if foreign:
-        raise Fail(f"{name} sent the prompt {clip(foreign[0].prompt, 80)}, which is none of the prompts this "
-                   f"workload asks for. The check compares every prompt with the exercise's, character for "
-                   f"character: send exactly {prompt_form}, one per item.")
-    outside = calls.outside_step()
-    if outside:
-        call = outside[0]
-        raise Fail(f"{name} made {plural(len(outside), 'call')} outside PocketFlow's per-item step, among them "
-                   f"{item(call.prompt)}, from {call.made_in}{_through(call)}. PocketFlow retries an item, and "
-                   f"falls back for it, only around exec_async, in AsyncNode._exec; a call made in prep_async or "
-                   f"post_async, or in a task started there and merely awaited in exec_async, gets neither. In "
-                   f"this workload some calls fail once and the check set max_retries={max_retries}: make each "
-                   f"item's call in exec_async and return its result.")
+    check_origins(name, calls, expected, item=item, prompt_form=prompt_form,
+                  why=f"In this workload some calls fail once and the check set max_retries={max_retries}")
     for prompt, count in sorted(expected.items(), key=lambda pair: pair[1] != 1):  # plain items first: clearest
         got = calls.attempts(prompt)
         if len(got) > count:
@@ -206,6 +194,25 @@ def check_calls(name: str, calls: Calls, expected: dict[str, int], *, item: Call
                    f"{sec(following.start)}, {sec(following.start - failed.end)} later; the check set wait={sec(wait)} "
                    f"on the node, and PocketFlow's per-item step sleeps that long before each retry. A retry loop "
                    f"of your own skips node.wait: leave retrying to PocketFlow.")
+
+
+def check_origins(name: str, calls: Calls, prompts: Iterable[str], *, item: Callable[[str], str], prompt_form: str,
+                  why: str) -> None:
+    """Fail unless every call has one of ``prompts`` and was made in PocketFlow's per-item step
+    (``why`` says why that matters in this workload)."""
+    foreign = calls.foreign(prompts)
+    if foreign:
+        raise Fail(f"{name} sent the prompt {clip(foreign[0].prompt, 80)}, which is none of the prompts this "
+                   f"workload asks for. The check compares every prompt with the exercise's, character for "
+                   f"character: send exactly {prompt_form}, one per item.")
+    outside = calls.outside_step()
+    if outside:
+        call = outside[0]
+        raise Fail(f"{name} made {plural(len(outside), 'call')} outside PocketFlow's per-item step, among them "
+                   f"{item(call.prompt)}, from {call.made_in}{_through(call)}. PocketFlow retries an item, and "
+                   f"falls back for it, only around exec_async, in AsyncNode._exec; a call made in prep_async or "
+                   f"post_async, or in a task started there and merely awaited in exec_async, gets neither. {why}: "
+                   f"make each item's call in exec_async and return its result.")
 
 
 def _through(call: Call) -> str:

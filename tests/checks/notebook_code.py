@@ -19,7 +19,7 @@ import itertools
 import json
 import linecache
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,18 @@ def answer_cell(stem: str, source: str, name: str) -> Any:
     return namespace[name]
 
 
+@contextlib.contextmanager
+def kept(*modules: Any) -> Iterator[None]:
+    """Put ``modules`` back as they were afterwards (a cell under test may patch them in this process)."""
+    saved = [dict(vars(module)) for module in modules]
+    try:
+        yield
+    finally:
+        for module, before in zip(modules, saved):
+            vars(module).clear()
+            vars(module).update(before)
+
+
 def quiet(check: Callable[..., CheckResult], answer: Any, **kwargs: Any) -> CheckResult:
     """Run ``check`` and make sure it printed nothing at all (nbgrader scores stderr output as 0)."""
     with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
@@ -110,19 +122,21 @@ def assert_fails(check: Callable[..., CheckResult], answer: Any, *keywords: str,
             assert keyword in result.message, f"{keyword!r} not in: {result.message}"
 
 
-def on_seeds(check: Any, answer: Any, seeds: Iterable[int] = SEEDS) -> list[CheckResult]:
+def on_seeds(check: Any, answer: Any, seeds: Iterable[int] = SEEDS, **settings: Any) -> list[CheckResult]:
     """The results of ``check`` (an exercise's :class:`~pocket_parallel.checks._feedback.Check`) on every seed,
     all in one subprocess, printing nothing."""
     with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()) as err:
-        results = check.on_seeds(answer, list(seeds))
+        results = check.on_seeds(answer, list(seeds), settings)
     assert out.getvalue() == "" and err.getvalue() == "", (out.getvalue(), err.getvalue())
     return results
 
 
-def assert_fails_on_every_seed(check: Any, answer: Any, *keywords: str, seeds: Iterable[int] = SEEDS) -> None:
+def assert_fails_on_every_seed(check: Any, answer: Any, *keywords: str, seeds: Iterable[int] = SEEDS,
+                               **settings: Any) -> None:
     """``answer`` fails ``check`` on every seed of :data:`SEEDS`, each time naming ``keywords``."""
     passed = []
-    for seed, result in zip(seeds, on_seeds(check, answer, seeds)):
+    seeds = list(seeds)
+    for seed, result in zip(seeds, on_seeds(check, answer, seeds, **settings)):
         if result.status != "failed":
             passed.append((seed, result.message[:300]))
             continue
