@@ -75,7 +75,7 @@ class Origins:
         return self._of(sys._getframe(2))
 
     def _of(self, frame: FrameType | None) -> Origin:
-        step, names = False, []
+        step, names = False, list[str]()
         while frame is not None and frame.f_code is not _TASK_STEP:  # below it: the event loop, not the way here
             code = frame.f_code
             if code is _STEP:

@@ -44,7 +44,7 @@ WALL_LIMIT = 10.0
 #: Settings a check's body may read, sent from the kernel to the judge (the tests shorten waits with them).
 SETTINGS: dict[str, Any] = {}
 #: Real seconds the subprocess may take over one workload beyond WALL_LIMIT (starting Python, imports).
-_SLACK = 20.0
+_SLACK = 10.0
 
 _VERDICTS: dict[str, str] = {"passed": "Passed", "failed": "Not yet", "not attempted": "Not attempted yet"}
 _REPLAY = " (To replay this exact workload, pass seed={seed} to the check.)"

@@ -112,12 +112,17 @@ def _predict(function: Any, latencies: list[float], limit: int | None, errors: M
     if type(value).__name__ == "coroutine":
         value.close()  # never awaited: close it so Python does not warn about it
         found["coroutine"] = True
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)):
+    elif not isinstance(value, bool) and _finite(value):
         found["value"] = float(value)
     else:
         text = repr(value)
         found["other"] = text if len(text) <= 80 else text[:77] + "..."
     return found
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (an int, a float, a NumPy number...)."""
+    return isinstance(value, numbers.Real) and math.isfinite(float(value))
 
 
 def describe_refusal(text: str) -> str:

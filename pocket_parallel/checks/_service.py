@@ -154,9 +154,3 @@ def uneven(rng: random.Random, count: int, low: float = 0.5, high: float = 3.0) 
         found = list(dict.fromkeys(round(rng.uniform(low, high), 6) for _ in range(count)))
         if len(found) == count and (count < 2 or found not in (sorted(found), sorted(found, reverse=True))):
             return found
-
-
-def latencies(rng: random.Random, count: int, low: float = 0.5, high: float = 3.0, step: float = 0.5) -> list[float]:
-    """``count`` random latencies in ``[low, high]``, multiples of ``step`` seconds."""
-    steps = round((high - low) / step)
-    return [round(low + step * rng.randint(0, steps), 6) for _ in range(count)]

@@ -209,7 +209,7 @@ class _Shipper:
 def _namespace_of(answer: Any) -> dict[str, Any]:
     """The globals the answer's code runs in: its module's dict (a notebook's user namespace)."""
     for code_owner in _functions_of(answer):
-        return code_owner.__globals__  # type: ignore[no-any-return]
+        return code_owner.__globals__
     module = sys.modules.get(getattr(answer, "__module__", "") or "")
     return vars(module) if module is not None else {}
 

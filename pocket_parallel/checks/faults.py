@@ -43,7 +43,7 @@ from ..clock import run
 from ..limits.announced import AnnouncedLimits
 from ..service.model import estimate_tokens
 from ._calls import Origins
-from ._feedback import Check, Fail, Lab, NeverEnded, NotAttempted, Raised, clip, plural, raise_for_build, raise_for_run
+from ._feedback import Check, CheckResult, Fail, Lab, NeverEnded, NotAttempted, Raised, clip, plural, raise_for_build, raise_for_run
 from ._errors import stub_hint
 from ._portable import Foreign, from_portable, to_portable
 from ._running import BuildFailed, build_answer, default_llm, run_answer
@@ -119,7 +119,7 @@ def exercise_service(
     return ExerciseService(**_settings(seed, broken, hangs, slowest))
 
 
-def check_safe_summarizer(node_class: type, *, seed: int | None = None) -> Any:
+def check_safe_summarizer(node_class: type, *, seed: int | None = None) -> CheckResult:
     """Exercise 5: check a summarizer node class that keeps within the limits, survives faults and loses nothing.
 
     ``node_class()`` must build a node that summarizes every text in ``shared["documents"]``

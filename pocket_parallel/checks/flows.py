@@ -36,7 +36,7 @@ from pocketflow import AsyncFlow, AsyncNode, BaseNode, Flow
 
 from ..races import check_races_async, describe_path
 from ._calls import Origins
-from ._feedback import Check, Fail, Lab, Raised, clip, plural, raise_for_build, raise_for_run, sec
+from ._feedback import Check, CheckResult, Fail, Lab, Raised, clip, plural, raise_for_build, raise_for_run, sec
 from ._portable import from_portable, to_portable
 from ._running import BuildFailed, build_answer, run_answer
 from ._sandbox import experiment
@@ -51,7 +51,7 @@ RETRIES = 3
 _PHASE = 8.0
 
 
-def check_safe_flow(build_flow: Callable[[], Any], *, seed: int | None = None) -> Any:
+def check_safe_flow(build_flow: Callable[[], Any], *, seed: int | None = None) -> CheckResult:
     """Exercise 4: check a function that builds the race-free document flow.
 
     ``build_flow()`` must return a PocketFlow parallel batch flow that, given
@@ -95,28 +95,27 @@ def _fuzzed(kind: type, pause: Callable[[bool], Any]) -> type:
     """A subclass of ``kind`` that waits ``await pause(False)`` before each of its steps and
     ``await pause(True)`` after each."""
     if kind not in _FUZZED:
-        async def prep_async(self: Any, shared: Any) -> Any:
-            await pause(False)
-            result = await super(made, self).prep_async(shared)
-            await pause(True)
-            return result
+        class Fuzzed(kind):
+            async def prep_async(self, shared: Any) -> Any:
+                await pause(False)
+                result = await super().prep_async(shared)
+                await pause(True)
+                return result
 
-        async def exec_async(self: Any, prep_res: Any) -> Any:
-            await pause(False)
-            result = await super(made, self).exec_async(prep_res)
-            await pause(True)
-            return result
+            async def exec_async(self, prep_res: Any) -> Any:
+                await pause(False)
+                result = await super().exec_async(prep_res)
+                await pause(True)
+                return result
 
-        async def post_async(self: Any, shared: Any, prep_res: Any, exec_res: Any) -> Any:
-            await pause(False)
-            result = await super(made, self).post_async(shared, prep_res, exec_res)
-            await pause(True)
-            return result
+            async def post_async(self, shared: Any, prep_res: Any, exec_res: Any) -> Any:
+                await pause(False)
+                result = await super().post_async(shared, prep_res, exec_res)
+                await pause(True)
+                return result
 
-        made = type(kind.__name__, (kind,), {"prep_async": prep_async, "exec_async": exec_async,
-                                             "post_async": post_async, "__module__": kind.__module__,
-                                             "__qualname__": kind.__qualname__})
-        _FUZZED[kind] = made
+        Fuzzed.__name__, Fuzzed.__qualname__, Fuzzed.__module__ = kind.__name__, kind.__qualname__, kind.__module__
+        _FUZZED[kind] = Fuzzed
     return _FUZZED[kind]
 
 
@@ -194,7 +193,8 @@ def _flow(rng: random.Random, lab: Lab) -> str:
 def _flow_round(lab: Lab, name: str, rng: random.Random, count: int, flows: int, fuzz: bool) -> None:
     ids = names(rng, count)
     probe = CheckLLM()
-    specs, latencies, chains_of = [], {}, {}
+    specs: list[dict[str, Any]] = []
+    latencies: dict[str, float] = {}
     for _ in range(flows):  # the same ids, other texts
         texts = documents_with_distinct_summaries(rng, count)
         summaries = [probe.answer_for(f"Summarize: {text}") for text in texts]

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cpu_work import count_primes
-from ._feedback import SETTINGS, Check, Fail, Lab, clip, plural, raise_for_run
+from ._feedback import SETTINGS, Check, CheckResult, Fail, Lab, clip, plural, raise_for_run
 from ._portable import from_portable, to_portable
 from ._running import run_answer
 from ._sandbox import experiment
@@ -60,7 +60,7 @@ _GUARD = 60.0  # real seconds a student's coroutine may take before the check gi
 _PROBE = "POCKET_PARALLEL_CRUNCH_PROBE"  # the environment variable naming crunch's probe folder
 
 
-def check_blocking_io(fetch_all: Callable[..., Any], *, seed: int | None = None) -> Any:
+def check_blocking_io(fetch_all: Callable[..., Any], *, seed: int | None = None) -> CheckResult:
     """Exercise 6a: check ``async def fetch_all(fetch, urls) -> list``.
 
     ``fetch(url)`` is a blocking download. ``fetch_all`` must run one call per URL, all at once,
@@ -71,7 +71,7 @@ def check_blocking_io(fetch_all: Callable[..., Any], *, seed: int | None = None)
     return EXERCISE_6A(fetch_all, seed)
 
 
-def check_cpu_work(crunch_all: Callable[..., Any], *, seed: int | None = None) -> Any:
+def check_cpu_work(crunch_all: Callable[..., Any], *, seed: int | None = None) -> CheckResult:
     """Exercise 6b: check ``async def crunch_all(crunch, numbers) -> list``.
 
     ``crunch(n)`` is CPU-bound (it counts the primes below ``n`` in pure Python). ``crunch_all``
@@ -198,7 +198,7 @@ def _run_fetches(fetch_all: Any, workload: dict[str, Any]) -> dict[str, Any]:
 
     pages, report = run_answer(work, clock="real", guard=_GUARD)
     return {"run": report, "pages": to_portable(pages), "peak": fetch.peak, "frozen": fetch.frozen,
-            "on_loop": fetch.threads.count(fetch.loop_thread), "calls": len(fetch.threads)}
+            "on_loop": sum(thread == fetch.loop_thread for thread in fetch.threads), "calls": len(fetch.threads)}
 
 
 def _fetches(rng: random.Random, lab: Lab) -> str:

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..clock import run
 from ..experiment import AskEach, makespan_lower_bound, semaphore_makespan
-from ._feedback import Check, Fail, Lab, NotAttempted, Raised, plural, sec, stub_hint
+from ._errors import stub_hint
+from ._feedback import Check, CheckResult, Fail, Lab, NotAttempted, Raised, plural, sec
 from ._predictor import REFUSED, describe_refusal
 from ._service import CheckLLM, rounds_schedule, uneven
 

@@ -26,7 +26,7 @@ from pocketflow import AsyncFlow
 
 from ..backends.simulated import TransientLLMError
 
-from ._feedback import Check, Fail, Lab, Raised, clip, plural, raise_for_build, raise_for_run, sec
+from ._feedback import Check, CheckResult, Fail, Lab, Raised, clip, plural, raise_for_build, raise_for_run, sec
 from ._portable import Foreign, from_portable, to_portable
 from ._errors import error_info
 from ._running import BuildFailed, build_answer, run_answer
@@ -41,7 +41,7 @@ FALLBACK = "(no answer: every attempt failed)"
 RETRIES = 3
 
 
-def check_parallel_summarizer(node_class: type, *, seed: int | None = None) -> Any:
+def check_parallel_summarizer(node_class: type, *, seed: int | None = None) -> CheckResult:
     """Exercise 1: check a parallel summarizer node class.
 
     ``node_class()`` must build a PocketFlow async node that reads ``shared["documents"]`` (a
@@ -56,7 +56,7 @@ def check_parallel_summarizer(node_class: type, *, seed: int | None = None) -> A
     return EXERCISE_1(node_class, seed)
 
 
-def check_limited_translator(node_class: type, *, seed: int | None = None) -> Any:
+def check_limited_translator(node_class: type, *, seed: int | None = None) -> CheckResult:
     """Exercise 2: check a translator node class that keeps at most ``max_concurrency`` calls in flight.
 
     ``node_class(max_concurrency=C)`` must build a node that translates ``shared["text"]`` into
@@ -134,7 +134,8 @@ def _run_summarizer(node_class: Any, workload: dict[str, Any]) -> dict[str, Any]
 def _run_translators(node_class: Any, workload: dict[str, Any]) -> dict[str, Any]:
     origins = Origins()
     llm = _service(workload, origins)
-    nodes, errors = [], []
+    nodes: list[Any] = []
+    errors: list[dict[str, Any]] = []
     for spec in workload["nodes"]:
         try:
             nodes.append(build_answer(node_class, max_concurrency=spec["limit"]))
@@ -397,7 +398,8 @@ def _limits(rng: random.Random) -> tuple[int, int, int, int, int]:
 def _translator_round(lab: Lab, name: str, rng: random.Random, limits: list[int], seen_limits: set[int], *,
                       equal: bool = False, sizes: tuple[int, int] = (7, 16)) -> None:
     unused = rng.sample(LANGUAGES, len(LANGUAGES))
-    specs, seconds_of = [], {}
+    specs: list[dict[str, Any]] = []
+    seconds_of: dict[str, float] = {}
     for limit in limits:
         count = rng.randint(*sizes)
         while equal and count % limit == 0:  # a last round of calls that is not full
