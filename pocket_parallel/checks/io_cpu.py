@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..cpu_work import count_primes
 from ._feedback import SETTINGS, Check, CheckResult, Fail, Lab, clip, plural, raise_for_run
@@ -57,7 +57,8 @@ from ._sandbox import experiment
 PATIENCE = 2.0
 _HEARTBEAT = 0.005  # seconds between heartbeat ticks
 _GUARD = 60.0  # real seconds a student's coroutine may take before the check gives up
-_PROBE = "POCKET_PARALLEL_CRUNCH_PROBE"  # the environment variable naming crunch's probe folder
+_PROBE = "POCKET_PARALLEL_CRUNCH_PROBE"
+T = TypeVar("T")  # the environment variable naming crunch's probe folder
 
 
 def check_blocking_io(fetch_all: Callable[..., Any], *, seed: int | None = None) -> CheckResult:
@@ -201,15 +202,15 @@ def _run_fetches(fetch_all: Any, workload: dict[str, Any]) -> dict[str, Any]:
             "on_loop": sum(thread == fetch.loop_thread for thread in fetch.threads), "calls": len(fetch.threads)}
 
 
-def _fetches(rng: random.Random, lab: Lab) -> str:
-    name = lab.name
-    _must_be_async(lab)
-    for count in (rng.randint(3, 6), 0, rng.randint(20, 60)):
-        _fetch_round(lab, name, rng, count)
-    return (f"{name} ran fresh batches of blocking downloads, from none to dozens. Every call ran in a worker "
-            f"thread and all of them were in flight together, while the event loop kept ticking the whole time, "
-            f"and the pages came back in the order of the URLs. asyncio.to_thread is the tool for blocking I/O "
-            f"inside async code.")
+def _rounds(sizes: Callable[[random.Random], tuple[int, ...]], one_round: Callable[[Lab, str, random.Random, int], None],
+            passed: str) -> Callable[[random.Random, Lab], str]:
+    """A check's body: the answer must be an ``async def``; one round per batch size; then ``passed``."""
+    def body(rng: random.Random, lab: Lab) -> str:
+        _must_be_async(lab)
+        for count in sizes(rng):
+            one_round(lab, lab.name, rng, count)
+        return f"{lab.name} {passed}"
+    return body
 
 
 def _patience() -> float:
@@ -218,19 +219,30 @@ def _patience() -> float:
 
 def _urls(rng: random.Random, count: int) -> list[str]:
     """``count`` distinct URLs whose pages, in input order, are sorted neither up nor down."""
+    return _unsorted(lambda: list(dict.fromkeys(f"https://example.org/{rng.choice(('news', 'wiki', 'shop', 'docs'))}/"
+                                                f"{rng.randint(100, 99_999)}" for _ in range(count))), count, page_of)
+
+
+def _unsorted(draw: Callable[[], list[T]], count: int, result: Callable[[T], Any]) -> list[T]:
+    """What ``draw()`` returns, drawn again until it holds ``count`` items whose results, in order, are
+    sorted neither up nor down (so results returned sorted, or in completion order, show)."""
     while True:
-        urls = list(dict.fromkeys(f"https://example.org/{rng.choice(('news', 'wiki', 'shop', 'docs'))}/"
-                                  f"{rng.randint(100, 99_999)}" for _ in range(count)))
-        pages = [page_of(url) for url in urls]
-        if len(urls) == count and (count < 2 or pages not in (sorted(pages), sorted(pages, reverse=True))):
-            return urls
+        items = draw()
+        results = [result(item) for item in items]
+        if len(items) == count and (count < 2 or results not in (sorted(results), sorted(results, reverse=True))):
+            return items
+
+
+def _round(lab: Lab, name: str, experiment: str, workload: dict[str, Any], doing: str) -> dict[str, Any]:
+    """Run one round of ``experiment`` with the check's patience; fail unless the answer ended well."""
+    seen = lab.run(experiment, {**workload, "patience": _patience()}, doing=doing, seconds=_GUARD + 30)
+    raise_for_run(seen["run"], name, doing, clock="real")
+    return seen
 
 
 def _fetch_round(lab: Lab, name: str, rng: random.Random, count: int) -> None:
     urls = _urls(rng, count)
-    doing = f"fetching {plural(count, 'URL')}"
-    seen = lab.run("exercise 6a", {"urls": urls, "patience": _patience()}, doing=doing, seconds=_GUARD + 30)
-    raise_for_run(seen["run"], name, doing, clock="real")
+    seen = _round(lab, name, "exercise 6a", {"urls": urls}, f"fetching {plural(count, 'URL')}")
     pages, expected = from_portable(seen["pages"]), [page_of(url) for url in urls]
     if not isinstance(pages, (list, tuple)) or list(pages) != expected:
         order = (" They are all there, in another order: asyncio.gather keeps the order of the awaitables it is "
@@ -386,30 +398,14 @@ def _processes_start_clean() -> None:
         multiprocessing.set_start_method("spawn", force=True)
 
 
-def _crunches(rng: random.Random, lab: Lab) -> str:
-    name = lab.name
-    _must_be_async(lab)
-    for count in (rng.randint(4, 6), 0, rng.randint(8, 12)):
-        _crunch_round(lab, name, rng, count)
-    return (f"{name} computed fresh batches of CPU-bound jobs in worker processes, at least two of them computing at "
-            f"the same time, while the event loop kept ticking the whole time and did no computing of its own; the "
-            f"results came back in the order of the numbers. For CPU-bound work, asyncio and threads only take "
-            f"turns under the GIL; processes compute side by side.")
-
-
 def _numbers(rng: random.Random, count: int) -> list[int]:
     """``count`` distinct numbers to crunch, sorted neither up nor down."""
-    while True:
-        numbers = rng.sample(range(20_000, 40_000), count)
-        if count < 2 or numbers not in (sorted(numbers), sorted(numbers, reverse=True)):
-            return numbers
+    return _unsorted(lambda: rng.sample(range(20_000, 40_000), count), count, lambda n: n)
 
 
 def _crunch_round(lab: Lab, name: str, rng: random.Random, count: int) -> None:
     numbers = _numbers(rng, count)
-    doing = f"crunching {plural(count, 'number')}"
-    seen = lab.run("exercise 6b", {"numbers": numbers, "patience": _patience()}, doing=doing, seconds=_GUARD + 30)
-    raise_for_run(seen["run"], name, doing, clock="real")
+    seen = _round(lab, name, "exercise 6b", {"numbers": numbers}, f"crunching {plural(count, 'number')}")
     results, expected = from_portable(seen["results"]), [count_primes(n) for n in numbers]
     if not isinstance(results, (list, tuple)) or list(results) != expected:
         raise Fail(f"{name} returned {clip(results, 80)}; it should return [crunch(n) for n in numbers], in the order "
@@ -450,5 +446,14 @@ def _crunch_round(lab: Lab, name: str, rng: random.Random, count: int) -> None:
                    f"it at least two, and submit every number before awaiting any.")
 
 
-EXERCISE_6A = Check("Exercise 6a", _fetches)
-EXERCISE_6B = Check("Exercise 6b", _crunches)
+EXERCISE_6A = Check("Exercise 6a", _rounds(
+    lambda rng: (rng.randint(3, 6), 0, rng.randint(20, 60)), _fetch_round,
+    "ran fresh batches of blocking downloads, from none to dozens. Every call ran in a worker thread and all of "
+    "them were in flight together, while the event loop kept ticking the whole time, and the pages came back in the "
+    "order of the URLs. asyncio.to_thread is the tool for blocking I/O inside async code."))
+EXERCISE_6B = Check("Exercise 6b", _rounds(
+    lambda rng: (rng.randint(4, 6), 0, rng.randint(8, 12)), _crunch_round,
+    "computed fresh batches of CPU-bound jobs in worker processes, at least two of them computing at the same time, "
+    "while the event loop kept ticking the whole time and did no computing of its own; the results came back in "
+    "the order of the numbers. For CPU-bound work, asyncio and threads only take turns under the GIL; processes "
+    "compute side by side."))

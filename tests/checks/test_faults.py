@@ -74,6 +74,15 @@ def node(settings=None, *, exec_async='return await call_llm_async(f"Summarize: 
     return answer_cell(EX5, source, "SafeSummarizer")
 
 
+def fallback_returning(value):
+    """The solution without collect_failures, with a fallback that returns ``value`` (source) as the summary."""
+    return node({"collect_failures": UNSET},
+                body=f"\n    async def exec_fallback_async(self, document, exc):\n        return {value}\n",
+                post="\n    async def post_async(self, shared, prep_res, exec_res_list):\n"
+                     "        shared['summaries'] = dict(zip(prep_res, exec_res_list))\n"
+                     "        shared['failed'] = []\n")
+
+
 # -- hand-written wrong answers, as cells ------------------------------------------------------------
 
 ANSWER_TO = '''
@@ -135,6 +144,11 @@ HEDGED = '''answers = await asyncio.gather(*(call_llm_async(f"Summarize: {docume
             return good[0]
         raise answers[0]'''
 
+PREP = '''
+    async def prep_async(self, shared):
+        return shared["documents"]
+'''
+
 GATHER_RETURN_EXCEPTIONS = '''
 import asyncio
 
@@ -144,10 +158,7 @@ class SafeSummarizer(AsyncParallelBatchNode):
 
     def __init__(self):
         super().__init__(max_retries=6)
-
-    async def prep_async(self, shared):
-        return shared["documents"]
-
+''' + PREP + '''
     async def exec_async(self, document):  # a timeout of its own, so the call that hangs is cut
         return await asyncio.wait_for(call_llm_async(f"Summarize: {document}"), timeout=5.0)
 
@@ -166,10 +177,7 @@ class SafeSummarizer(AsyncParallelBatchNode):
 
     def __init__(self):
         super().__init__(max_retries=0)
-
-    async def prep_async(self, shared):
-        return shared["documents"]
-
+''' + PREP + '''
     async def exec_async(self, document):
         return await call_llm_async(f"Summarize: {document}")
 
@@ -239,18 +247,8 @@ def wrong_answers():
                                 ("raised TransientLLMError", "dropped every other result", "collect_failures=True")),
         "gather with return_exceptions=True": (lambda: answer_cell(EX5, GATHER_RETURN_EXCEPTIONS, "SafeSummarizer"),
                                                ("failure records", "Failure(item, error, attempts)")),
-        "fallback returns None": (lambda: node({"collect_failures": UNSET},
-                                               body="\n    async def exec_fallback_async(self, document, exc):\n        return None\n",
-                                               post="\n    async def post_async(self, shared, prep_res, exec_res_list):\n"
-                                                    "        shared['summaries'] = dict(zip(prep_res, exec_res_list))\n"
-                                                    "        shared['failed'] = []\n"),
-                                  ("ended with None", "neither a result nor a failure")),
-        "placeholder string": (lambda: node({"collect_failures": UNSET},
-                                            body="\n    async def exec_fallback_async(self, document, exc):\n        return '(no summary)'\n",
-                                            post="\n    async def post_async(self, shared, prep_res, exec_res_list):\n"
-                                                 "        shared['summaries'] = dict(zip(prep_res, exec_res_list))\n"
-                                                 "        shared['failed'] = []\n"),
-                               ("placeholder", "shared['failed']")),
+        "fallback returns None": (lambda: fallback_returning("None"), ("ended with None", "neither a result nor a failure")),
+        "placeholder string": (lambda: fallback_returning("'(no summary)'"), ("placeholder", "shared['failed']")),
         "a fallback that makes the answer up": (lambda: answer_cell(EX5, ANSWER_TO, "SafeSummarizer"),
                                                 ("no call for that document ever succeeded", "made the summary up")),
         "failed listed as bare items": (lambda: node(post=FAILED_AS_ITEMS), ("failure records", "Failure(item, error, attempts)")),

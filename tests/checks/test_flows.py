@@ -85,11 +85,16 @@ class AllDocuments(AsyncParallelBatchFlow):
         pass
 
 
+def flow_of(summarize, translate, batch=AllDocuments):
+    """The batch flow ``batch`` over a ``summarize >> translate`` chain, freshly built."""
+    first = summarize()
+    first >> translate()
+    return batch(start=first)
+
+
 def build_per_item_nested_keys():
     """Right: the solution's keys, written out."""
-    first = Summarize()
-    first >> Translate()
-    return AllDocuments(start=first)
+    return flow_of(Summarize, Translate)
 
 
 # -- places every sub-flow shares ------------------------------------------------------------------------
@@ -111,9 +116,7 @@ class WithScratch(AllDocuments):
 
 
 def build_nested_dict_key():
-    first = NestedKeySummarize()
-    first >> NestedKeyTranslate()
-    return WithScratch(start=first)
+    return flow_of(NestedKeySummarize, NestedKeyTranslate, WithScratch)
 
 
 class NestedKeyReadOnce(NestedKeyTranslate, ReadOnceTranslate):
@@ -121,9 +124,7 @@ class NestedKeyReadOnce(NestedKeyTranslate, ReadOnceTranslate):
 
 
 def build_nested_key_read_once():
-    first = NestedKeySummarize()
-    first >> NestedKeyReadOnce()
-    return WithScratch(start=first)
+    return flow_of(NestedKeySummarize, NestedKeyReadOnce, WithScratch)
 
 
 class FixedKeySummarize(Summarize):
@@ -159,9 +160,7 @@ class GlobalTranslate(Translate):
 
 def build_global_variable():
     """The summary moved out of shared into a module-level dict: no detector sees it, the results do."""
-    first = GlobalSummarize()
-    first >> GlobalTranslate()
-    return AllDocuments(start=first)
+    return flow_of(GlobalSummarize, GlobalTranslate)
 
 
 SUMMARIES_BY_ID = {}
@@ -179,9 +178,7 @@ class GlobalByIdTranslate(Translate):
 
 def build_global_by_id():
     """A module-level dict keyed by document id: right for one flow at a time, wrong for two at once."""
-    first = GlobalByIdSummarize()
-    first >> GlobalByIdTranslate()
-    return AllDocuments(start=first)
+    return flow_of(GlobalByIdSummarize, GlobalByIdTranslate)
 
 
 def remember(doc_id, summary=None, store={}):  # noqa: B006 - the mistake under test
@@ -202,9 +199,7 @@ class DefaultArgumentTranslate(Translate):
 
 
 def build_default_argument():
-    first = DefaultArgumentSummarize()
-    first >> DefaultArgumentTranslate()
-    return AllDocuments(start=first)
+    return flow_of(DefaultArgumentSummarize, DefaultArgumentTranslate)
 
 
 class ClassAttributeSummarize(Summarize):
@@ -220,9 +215,7 @@ class ClassAttributeTranslate(Translate):
 
 
 def build_class_attribute():
-    first = ClassAttributeSummarize()
-    first >> ClassAttributeTranslate()
-    return AllDocuments(start=first)
+    return flow_of(ClassAttributeSummarize, ClassAttributeTranslate)
 
 
 class Box:
@@ -246,9 +239,7 @@ class WithBox(AllDocuments):
 
 def build_plain_object():
     """A plain object inside shared, read once right after the summary is filed."""
-    first = BoxSummarize()
-    first >> BoxReadOnce()
-    return WithBox(start=first)
+    return flow_of(BoxSummarize, BoxReadOnce, WithBox)
 
 
 class MemoSummarize(Summarize):
@@ -298,9 +289,7 @@ class WithDataclass(AllDocuments):
 
 
 def build_dataclass_attribute():
-    first = DataclassSummarize()
-    first >> DataclassTranslate()
-    return WithDataclass(start=first)
+    return flow_of(DataclassSummarize, DataclassTranslate, WithDataclass)
 
 
 class NamespaceSummarize(DataclassSummarize):
@@ -313,9 +302,7 @@ class WithNamespace(AllDocuments):
 
 
 def build_namespace_attribute():
-    first = NamespaceSummarize()
-    first >> DataclassTranslate()
-    return WithNamespace(start=first)
+    return flow_of(NamespaceSummarize, DataclassTranslate, WithNamespace)
 
 
 class InputScratchSummarize(Summarize):
@@ -330,9 +317,7 @@ class InputScratchTranslate(Translate):
 
 def build_input_as_scratch():
     """Each summary written over its own document: per-item keys, no race, and the input is gone."""
-    first = InputScratchSummarize()
-    first >> InputScratchTranslate()
-    return AllDocuments(start=first)
+    return flow_of(InputScratchSummarize, InputScratchTranslate)
 
 
 class ContainersInSubflows(Summarize):
@@ -349,9 +334,7 @@ class ResultsOnly(AsyncParallelBatchFlow):
 
 def build_containers_in_subflows():
     """Per-item keys, but every sub-flow creates the shared dict it files into, wiping the others'."""
-    first = ContainersInSubflows()
-    first >> Translate()
-    return ResultsOnly(start=first)
+    return flow_of(ContainersInSubflows, Translate, ResultsOnly)
 
 
 # -- sub-flows that take turns ------------------------------------------------------------------------------
@@ -364,9 +347,7 @@ class OneAfterAnother(AsyncBatchFlow):
 
 
 def build_sequential_flow():
-    first = Summarize()
-    first >> Translate()
-    return OneAfterAnother(start=first)
+    return flow_of(Summarize, Translate, OneAfterAnother)
 
 
 class Locked(AllDocuments):
@@ -380,9 +361,7 @@ class Locked(AllDocuments):
 
 
 def build_locked_flow():
-    first = Summarize()
-    first >> Translate()
-    return Locked(start=first)
+    return flow_of(Summarize, Translate, Locked)
 
 
 class LimitedDocuments(BoundedParallelBatchFlow, AllDocuments):
@@ -391,9 +370,7 @@ class LimitedDocuments(BoundedParallelBatchFlow, AllDocuments):
 
 def build_limited_flow():
     """A limit on the flow larger than the batches used to be (8): the large batches show it."""
-    first = Summarize()
-    first >> Translate()
-    return LimitedDocuments(start=first)
+    return flow_of(Summarize, Translate, LimitedDocuments)
 
 
 # -- calls outside the per-item step ------------------------------------------------------------------------
@@ -414,9 +391,7 @@ class SummarizeInPrep(Summarize):
 
 
 def build_calls_in_prep():
-    first = SummarizeInPrep()
-    first >> Translate()
-    return AllDocuments(start=first)
+    return flow_of(SummarizeInPrep, Translate)
 
 
 # A cell that patches the check's judge in the kernel, then gives the racy flow.

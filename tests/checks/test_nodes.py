@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 
 import pytest
 from pocketflow import AsyncBatchNode, AsyncNode, AsyncParallelBatchNode
@@ -189,19 +190,8 @@ trace.check_calls = lambda *args, **kwargs: None
 judge.check_calls = lambda *args, **kwargs: None
 
 
-class ParallelSummarizer(AsyncParallelBatchNode):
-    async def prep_async(self, shared):
-        self.finished = []
-        return shared["documents"]
-
-    async def exec_async(self, document):
-        summary = await call_llm_async(f"Summarize: {document}")
-        self.finished.append(summary)
-        return summary
-
-    async def post_async(self, shared, prep_res, exec_res_list):
-        shared["summaries"] = self.finished
-'''
+''' + inspect.getsource(CompletionOrderSummarizer).replace("CompletionOrderSummarizer(Summarizer)",
+                                                             "ParallelSummarizer(AsyncParallelBatchNode)")
 
 
 def test_ex1_solution_passes_on_every_seed():
