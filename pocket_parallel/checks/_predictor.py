@@ -23,7 +23,6 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -150,10 +149,9 @@ def main() -> None:
         return {"observation": {"answers": [_predict(predict[0], lats, limit, errors) for lats, limit in cases]},
                 "notes": []}
 
-    with tempfile.TemporaryDirectory(prefix="pocket-parallel-check-") as folder:
-        serving.write_answer(folder, start["module"])
-        _guard(files)
-        serving.serve(handle)
+    serving.write_answer(start["folder"], start["module"])
+    _guard(files)
+    serving.serve(handle)
 
 
 if __name__ == "__main__":

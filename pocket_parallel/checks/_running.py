@@ -26,6 +26,8 @@ from ._errors import error_info
 #: Real seconds a virtual-clock run may take before it is cancelled (normally milliseconds); the
 #: check sends its own value with each subprocess it starts.
 WALL_LIMIT = 10.0
+#: The folder the check gave this subprocess to work in (it removes it afterwards).
+FOLDER = "."
 
 
 class BuildFailed(Exception):

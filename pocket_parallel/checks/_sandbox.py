@@ -24,6 +24,7 @@ import importlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,11 +170,21 @@ class Sandbox(Worker):
         super().__init__(command or [sys.executable, "-c", f"from {__name__} import main; main()"])
         self.shipment = shipment
         self.settings = dict(settings or {})
+        self._folder: str | None = None
 
     def __enter__(self) -> Sandbox:
+        # The subprocess works in a folder of the check's: removed here even if the subprocess had to be killed.
+        self._folder = tempfile.mkdtemp(prefix="pocket-parallel-check-")
         super().__enter__()
-        self.send({"module": self.shipment.source, "name": self.shipment.name, **self.settings})
+        self.send({"module": self.shipment.source, "name": self.shipment.name, "folder": self._folder, **self.settings})
         return self
+
+    def close(self) -> None:
+        """End the subprocess and what it started, and remove its folder; idempotent."""
+        super().close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     def load(self, seconds: float = START_SECONDS) -> dict[str, Any]:
         """Import the answer's module afresh: ``{"loaded": True}``, or ``{"error": ...}`` saying why not."""
@@ -232,6 +243,7 @@ def main() -> None:
     from ._quiet import quiet
 
     _running.WALL_LIMIT = float(start.get("wall_limit", _running.WALL_LIMIT))
+    _running.FOLDER = start["folder"]
     importlib.import_module("pocket_parallel.checks")  # its modules register their experiments
     answer: list[Any] = [None]
 
@@ -243,9 +255,8 @@ def main() -> None:
             observation = EXPERIMENTS[request["experiment"]](answer[0], request["workload"])
         return {"observation": observation, "notes": noise.notes}
 
-    with tempfile.TemporaryDirectory(prefix="pocket-parallel-check-") as folder:
-        write_answer(folder, start["module"])
-        serve(handle)
+    write_answer(start["folder"], start["module"])
+    serve(handle)
 
 
 if __name__ == "__main__":

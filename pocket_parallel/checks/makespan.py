@@ -31,7 +31,7 @@ from typing import Any
 from ..clock import run
 from ..experiment import AskEach, makespan_lower_bound, semaphore_makespan
 from ._errors import stub_hint
-from ._feedback import Check, CheckResult, Fail, Lab, NotAttempted, Raised, plural, sec
+from ._feedback import SETTINGS, Check, CheckResult, Fail, Lab, NotAttempted, Raised, plural, sec
 from ._predictor import REFUSED, describe_refusal
 from ._service import CheckLLM, rounds_schedule, uneven
 
@@ -137,8 +137,9 @@ def _predictions(rng: random.Random, lab: Lab) -> str:
     name = lab.name
     cases = _cases(rng)
     measured = run(_measure(cases), clock="virtual")
-    seen = lab.run("predictions", {"cases": cases}, doing="predicting", seconds=TIME_LIMIT, too_long=(
-        f"{name} was still computing after {TIME_LIMIT:g} s of real time, for {plural(len(cases), 'workload')} of at "
+    allowed = float(SETTINGS.get("time_limit", TIME_LIMIT))
+    seen = lab.run("predictions", {"cases": cases}, doing="predicting", seconds=allowed, too_long=(
+        f"{name} was still computing after {allowed:g} s of real time, for {plural(len(cases), 'workload')} of at "
         f"most {max(len(lats) for lats, _ in cases)} latencies: arithmetic on a handful of numbers takes "
         f"microseconds. Look for a loop that never ends, such as a 'while' whose condition never becomes false, "
         f"or a simulation in ticks too small for its latencies."))
