@@ -378,8 +378,8 @@ def _translator(rng: random.Random, lab: Lab) -> str:
     _translator_round(lab, name, rng, [low, high], seen)
     _translator_round(lab, name, rng, [large], seen, sizes=(40, 60))
     _translator_round(lab, name, rng, [rng.randint(2, 6)], seen, sizes=(0, 0))
-    return (f"{name} ran inside AsyncFlows in five fresh event loops: alone, two nodes with {same} each at once, two "
-            f"with limits {low} and {high} at once, 40 to 60 languages, and none. Each node kept its own C calls "
+    return (f"{name} ran inside AsyncFlows in five fresh event loops: alone, two nodes with the same limit at once, "
+            f"two with different limits at once, 40 to 60 languages, and none. Each node kept its own C calls "
             f"in flight, never more, and no slot sat idle while a language was ready, so each batch took exactly "
             f"the time its semaphore allows (ceil(N / C) x L when every call takes L). Failed calls were retried "
             f"after the node's wait, by PocketFlow's per-item step and within the limit, and the language whose "
