@@ -1,43 +1,50 @@
-"""What every exercise check shares: the result object, and safe calls into a student's code.
+"""What every exercise check shares: the result object, the subprocess it runs the answer in, and
+the sentences for how the student's code ended.
 
 A check runs the student's code on fresh random workloads and turns whatever happens into one
 friendly paragraph: what was expected, what happened (with numbers and units), and a hint.
-Nothing a student writes should make a check print a traceback or hang:
+The code runs in a subprocess of its own (:mod:`._sandbox`), out of reach of the notebook: the
+check ships it there (:mod:`._shipping`), the subprocess runs it and reports what it saw as
+plain data, and the check, here in the kernel, judges. Nothing a student writes should make a
+check print a traceback or hang:
 
 - a stub that still raises ``NotImplementedError`` gets "Not attempted yet";
 - any other exception becomes a sentence naming it and the function and line it came from;
 - a run that goes on far longer than its workload needs ends with a message: a guard in the
-  run's own time (on the virtual clock a deadlock reaches it at once, since virtual time jumps
-  straight to it), and a watchdog thread for code that keeps a virtual loop busy forever.
+  run's own time (on the virtual clock a deadlock reaches it at once), a watchdog thread for
+  code that keeps a virtual loop busy forever, and, for code that never returns to the loop at
+  all, the end of the subprocess after :data:`WALL_LIMIT` real seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
+import importlib
+import json
 import os
 import random
-import sysconfig
-import threading
+import sys
 import traceback
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal
 
 from .._validate import check_int
-from ..backends.protocol import set_default_llm
-from ..backends.simulated import SimulatedLLM
-from ..clock import Clock, VirtualDeadlockError, run
 from ._display import markdown, plain_text, sentence_case
-from ._quiet import quiet
+from ._errors import stub_hint
+from ._predictor import REFUSED, describe_refusal
+from ._quiet import Noise, quiet
+from ._sandbox import Sandbox, SandboxError, TooLong, Worker
+from ._serve import end_with_parent
+from ._shipping import CannotShip, Shipment, ship
 
-if TYPE_CHECKING:
-    from ._service import CheckLLM
-
-T = TypeVar("T")
 Status = Literal["passed", "failed", "not attempted"]
 
+#: Real seconds a virtual-clock run may take before it is cut off (normally milliseconds).
+WALL_LIMIT = 10.0
+#: Settings a check's body may read, sent from the kernel to the judge (the tests shorten waits with them).
+SETTINGS: dict[str, Any] = {}
+#: Real seconds the subprocess may take over one workload beyond WALL_LIMIT (a busy machine's delays).
+_SLACK = 10.0
 
 _VERDICTS: dict[str, str] = {"passed": "Passed", "failed": "Not yet", "not attempted": "Not attempted yet"}
 _REPLAY = " (To replay this exact workload, pass seed={seed} to the check.)"
@@ -114,15 +121,109 @@ def new_seed(seed: int | None) -> int:
     return check_int("seed", seed, low=0)
 
 
-def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | None, subject: Any = None) -> CheckResult:
-    """Run a check's ``body`` and turn its outcome into a :class:`CheckResult` (printing nothing).
+# -- running a check ---------------------------------------------------------------------------------
 
-    ``body`` returns the pass message, or raises :class:`Fail` / :class:`NotAttempted`; the
-    message becomes a sentence (its first word capitalised unless it is code, such as the
-    name of ``subject``, the student's class or function). A failure ends with the seed that
-    replays its workload, for the student or the instructor. Nothing reaches stderr while it
-    runs; what Python warned about meanwhile is added to a failure.
+
+Body = Callable[[random.Random, "Lab"], str]
+#: Every exercise's check by its label ("Exercise 1"): the judge subprocess finds them here.
+CHECKS: dict[str, Check] = {}
+#: Real seconds the judge subprocess may take for one seed before the kernel gives up on it.
+_SECONDS_PER_SEED = 300.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One exercise's check: ``body(rng, lab)`` draws workloads from ``rng``, runs them on the
+    student's answer through ``lab`` and returns the pass message, or raises :class:`Fail` /
+    :class:`NotAttempted`. ``command`` starts the answer's subprocess (by default :mod:`._sandbox`'s).
+
+    Called in the notebook, a check ships the answer's source (:mod:`._shipping`) to a *judge*
+    subprocess, which draws the workloads and judges; the judge runs the answer in a second
+    subprocess. No cell can patch the judge, and the answer's code cannot reach it either.
     """
+
+    exercise: str
+    body: Body
+    command: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        CHECKS[self.exercise] = self
+
+    def __call__(self, answer: Any, seed: int | None = None) -> CheckResult:
+        """Check ``answer`` on the workload of ``seed`` (a fresh one when None)."""
+        return self.on_seeds(answer, [new_seed(seed)])[0]
+
+    def on_seeds(self, answer: Any, seeds: Sequence[int], settings: dict[str, Any] | None = None) -> list[CheckResult]:
+        """The results for each of ``seeds``, all in one judge: the answer rebuilt afresh for each
+        seed, so that each result is the one a separate check would give. ``settings`` reach the
+        body as :data:`SETTINGS` (e.g. exercise 6's ``patience``)."""
+        seeds = [new_seed(seed) for seed in seeds]
+        try:
+            shipment = ship(answer)
+        except CannotShip as cannot:
+            return [_result(self.exercise, "failed", str(cannot), seed, getattr(answer, "__name__", None), [])
+                    for seed in seeds]
+        request = {"exercise": self.exercise, "seeds": seeds, "wall_limit": WALL_LIMIT, "settings": dict(settings or {}),
+                   "shipment": {"name": shipment.name, "source": shipment.source, "missing": shipment.missing}}
+        with Worker([sys.executable, "-c", f"from {__name__} import judge_main; judge_main()"]) as judge:
+            try:
+                reply = judge.ask(request, _SECONDS_PER_SEED * (len(seeds) + 1))
+            except SandboxError as error:  # the judge is the check's own code: its end is a bug to report
+                raise RuntimeError(f"pocket_parallel's check ended unexpectedly ({error}):\n{error.output}") from None
+        return [CheckResult(self.exercise, r["status"], r["message"], r["seed"]) for r in reply["results"]]
+
+    def judged(self, shipment: Shipment, seeds: Sequence[int]) -> list[CheckResult]:
+        """In the judge subprocess: run and judge the answer on each seed."""
+        lab = Lab(shipment, self.command)
+        try:
+            return [self._one(lab, seed) for seed in seeds]
+        finally:
+            lab.close()
+
+    def _one(self, lab: Lab, seed: int) -> CheckResult:
+        lab.notes = []
+        with quiet() as noise:
+            try:
+                lab.fresh()
+                outcome: tuple[Status, str] = ("passed", self.body(random.Random(seed), lab))
+            except Fail as failure:
+                outcome = ("failed", str(failure))
+            except NotAttempted as stub:
+                outcome = ("not attempted", str(stub))
+        return _result(self.exercise, *outcome, seed, lab.name, noise.notes + lab.notes)
+
+
+def judge_main() -> None:
+    """The judge subprocess: read one request, judge the answer on its seeds, reply with the results."""
+    end_with_parent()
+    request = json.loads(sys.stdin.readline())
+    global WALL_LIMIT
+    WALL_LIMIT = float(request["wall_limit"])
+    SETTINGS.update(request["settings"])
+    importlib.import_module("pocket_parallel.checks")  # every exercise's module registers its check
+    data = request["shipment"]
+    shipment = Shipment(data["name"], data["source"], dict(data["missing"]))
+    try:
+        results = CHECKS[request["exercise"]].judged(shipment, request["seeds"])
+        reply: dict[str, Any] = {"results": [{"status": r.status, "message": r.message, "seed": r.seed}
+                                             for r in results]}
+    except Exception:  # the check's own code failed: say so, rather than hang the kernel
+        reply = {"internal": traceback.format_exc()[-3000:]}
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+
+
+def _result(exercise: str, status: Status, text: str, seed: int, name: str | None, notes: list[str]) -> CheckResult:
+    """The :class:`CheckResult`: the message a sentence, a failure ending with what Python reported and the seed."""
+    text = sentence_case(text, name)
+    verdict = _VERDICTS[status]
+    if status == "failed":
+        return CheckResult(exercise, status, f"{verdict}: {text}{Noise(notes).sentence()}{_REPLAY.format(seed=seed)}", seed)
+    return CheckResult(exercise, status, f"{verdict}: {text}")
+
+
+def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | None, subject: Any = None) -> CheckResult:
+    """Run a body that needs no student code in a subprocess (and the tests of this module)."""
     seed = new_seed(seed)
     with quiet() as noise:
         try:
@@ -131,203 +232,185 @@ def run_check(exercise: str, body: Callable[[random.Random], str], seed: int | N
             outcome = ("failed", str(failure))
         except NotAttempted as stub:
             outcome = ("not attempted", str(stub))
-    status, text = outcome
-    text = sentence_case(text, getattr(subject, "__name__", None))
-    verdict = _VERDICTS[status]
-    if status == "failed":
-        return CheckResult(exercise, status, f"{verdict}: {text}{noise.sentence()}{_REPLAY.format(seed=seed)}", seed)
-    return CheckResult(exercise, status, f"{verdict}: {text}")
+    return _result(exercise, *outcome, seed, getattr(subject, "__name__", None), noise.notes)
 
 
-# -- calling the student's code ------------------------------------------------------------------
+class Lab:
+    """The check's handle on the subprocess that runs the student's answer (started when first used).
 
-_LIBRARY_DIRS = tuple(
-    str(Path(p).resolve())
-    for p in {str(Path(__file__).resolve().parent.parent), *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib"))}
-)
-
-
-def where(error: BaseException) -> str:
-    """``" (in exec_async, line 7)"``: the innermost frame of the error outside the libraries."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not _in_library(f.filename)]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    name = "the cell's top level" if frame.name == "<module>" else frame.name
-    return f" (in {name}, line {frame.lineno})"
-
-
-def _in_library(filename: str) -> bool:
-    try:
-        path = str(Path(filename).resolve())
-    except (OSError, RuntimeError):
-        return False
-    return path.startswith(_LIBRARY_DIRS)
-
-
-def describe(error: BaseException) -> str:
-    """``"ZeroDivisionError: division by zero (in exec_async, line 7)"``, kept short."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return f"{type(error).__name__}{': ' + text if text else ''}{where(error)}"
-
-
-def stub_hint(error: NotImplementedError, name: str) -> str:
-    """The "not attempted" paragraph, quoting the stub's own hint."""
-    hint = str(error).strip()
-    quoted = f" Its hint: {hint}" if hint else ""
-    if quoted and not quoted.endswith((".", "!", "?")):
-        quoted += "."
-    return (f"{name} still raises NotImplementedError where your code goes.{quoted} Replace the "
-            f"line that raises it with your solution, run that cell, then run this check again.")
-
-
-def not_attempted_in(error: BaseException | None) -> NotImplementedError | None:
-    """The NotImplementedError behind ``error`` (itself, or its cause or context), if any."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, NotImplementedError):
-            return error
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return None
-
-
-def build(factory: Callable[..., T], name: str, *args: Any, **kwargs: Any) -> T:
-    """Call the student's class or factory; turn a stub or a crash into NotAttempted / Fail."""
-    shown = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
-    try:
-        return factory(*args, **kwargs)
-    except Exception as error:  # a student's constructor can raise anything
-        stub = not_attempted_in(error)
-        if stub is not None:
-            raise NotAttempted(stub_hint(stub, name)) from None
-        if isinstance(error, TypeError) and "argument" in str(error):
-            advice = "The exercise builds it exactly like that, so it must accept those arguments."
-        else:
-            advice = "Read the error and fix the line it points to."
-        raise Fail(f"the check could not create {name}({shown}): it raised {describe(error)}. {advice}") from None
-
-
-def run_student(
-    coro: Coroutine[Any, Any, T],
-    name: str,
-    doing: str,
-    *,
-    clock: Clock = "virtual",
-    guard: float = 3600.0,
-    llm: CheckLLM | None = None,
-    advice: Callable[[Exception], str] | None = None,
-) -> tuple[T, float]:
-    """Run ``coro`` (which runs the student's code) and return ``(its result, seconds it took)``.
-
-    Seconds are on ``clock``: exact and rounded to the microsecond on the virtual clock. While
-    it runs, ``llm`` (if given) is the default LLM behind ``call_llm_async``. ``guard`` is the
-    most seconds the run may take before the check gives up on it. ``doing`` completes the
-    sentence "while {name} was {doing}" in messages; ``advice(error)``, if given, says what an
-    exception from the student's code means for this exercise.
+    :meth:`fresh` rebuilds the answer there before each seed's workloads; :meth:`run` runs one
+    experiment and returns what it observed. What Python reported in the subprocess (warnings,
+    asyncio's log, stderr) collects in :attr:`notes`.
     """
 
-    async def timed() -> tuple[T, float]:
-        loop = asyncio.get_running_loop()
-        with _watchdog(loop, asyncio.current_task(), WALL_LIMIT if clock == "virtual" else None) as fired:
-            start = loop.time()
-            try:
-                value = await asyncio.wait_for(coro, timeout=guard)
-            except asyncio.CancelledError:
-                if fired.is_set():
-                    raise _WallLimit() from None
-                raise
-            return value, loop.time() - start
+    def __init__(self, shipment: Shipment, command: tuple[str, ...] | None = None) -> None:
+        self.shipment = shipment
+        self.command = list(command) if command else None
+        self.notes: list[str] = []
+        self._box: Sandbox | None = None
+        self._facts: dict[str, Any] | None = None
 
-    try:
-        with default_llm(llm):
-            value, seconds = run(timed(), clock=clock)
-    except _WallLimit:
-        raise Fail(f"{name} was still running after {WALL_LIMIT:g} s of real time while {doing}, although "
-                   f"on the virtual clock this workload takes a moment. Something keeps the event loop "
-                   f"busy without letting time pass: a loop around 'await asyncio.sleep(0)', or a task "
-                   f"that reschedules itself forever.") from None
-    except asyncio.TimeoutError:
+    @property
+    def name(self) -> str:
+        """The answer's name, as the student wrote it."""
+        return self.shipment.name
+
+    def fresh(self) -> None:
+        """Rebuild the answer in the subprocess (starting one if needed), or fail saying why it cannot be."""
+        self._facts = None
+        try:
+            reply = self._sandbox().load()
+        except SandboxError as error:
+            self.close()
+            raise Fail(f"the Python process in which the check runs {self.name} ended while it rebuilt {self.name} from "
+                       f"your cells, without a word ({_last_line(error.output)}). Does your code call exit(), "
+                       f"os._exit() or something that crashes the interpreter when its cell runs?") from None
+        if "error" in reply:
+            raise_for_load(Raised.of(reply["error"]), self.shipment)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """What the rebuilt answer says of itself (:mod:`._facts`): its bases, the steps it overrides..."""
+        if self._facts is None:
+            self._facts = self.run("facts", {}, doing="being looked at")
+        return self._facts
+
+    def run(self, experiment: str, workload: dict[str, Any], *, doing: str, seconds: float | None = None,
+            too_long: str | None = None) -> dict[str, Any]:
+        """Run ``experiment`` on ``workload`` in the subprocess and return its observation.
+
+        If it takes longer than ``seconds`` of real time (default: :data:`WALL_LIMIT` and some
+        slack), the subprocess is ended and the check fails, saying the answer was still running
+        while ``doing`` (or saying ``too_long``).
+        """
+        limit = WALL_LIMIT + float(SETTINGS.get("slack", _SLACK)) if seconds is None else seconds
+        try:
+            reply = self._sandbox().run(experiment, workload, limit)
+        except TooLong:
+            self.close()
+            raise Fail(too_long or (
+                f"{self.name} was still running after {limit:g} s of real time while {doing}, far longer than this "
+                f"workload needs, so the check stopped it. Look for code that never gives the event loop back (a "
+                f"loop with no await that waits, time.sleep, a blocking wait on a thread or a process) or a loop "
+                f"that never ends.")) from None
+        except SandboxError as error:
+            self.close()
+            raise Fail(f"the Python process in which the check runs {self.name} ended while {doing}, without "
+                       f"a word ({_last_line(error.output)}). Does your code call exit(), os._exit() or "
+                       f"something that crashes the interpreter?") from None
+        self.notes += [str(note) for note in reply.get("notes", [])]
+        observation: dict[str, Any] = reply["observation"]
+        return observation
+
+    def close(self) -> None:
+        """End the subprocess, if one is running."""
+        if self._box is not None:
+            box, self._box = self._box, None
+            box.close()
+
+    def _sandbox(self) -> Sandbox:
+        if self._box is None:
+            box = Sandbox(self.shipment, settings={"wall_limit": WALL_LIMIT}, command=self.command)
+            box.__enter__()
+            self._box = box
+        return self._box
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return f"it last said: {lines[-1][:160]}" if lines else "it said nothing"
+
+
+# -- what the student's code raised -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception from the student's code, as the subprocess described it (see :func:`._running.error_info`)."""
+
+    types: tuple[str, ...]
+    text: str
+    stub: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def of(cls, info: dict[str, Any]) -> Raised:
+        """From the subprocess's plain-data description."""
+        return cls(tuple(info.get("types", ())), str(info.get("text", "")), info.get("stub"), info.get("name"))
+
+    def is_a(self, type_name: str) -> bool:
+        """Whether the exception's class, or one of its bases, is called ``type_name``."""
+        return type_name in self.types
+
+
+def raise_for_load(error: Raised, shipment: Shipment) -> None:
+    """Fail with why the answer's code could not be rebuilt in the subprocess."""
+    name = shipment.name
+    if error.is_a("NameError") and error.name:
+        why = shipment.missing.get(error.name, "something the check could not copy")
+        raise Fail(f"{name} uses {error.name}, and the check could not copy it from your notebook ({why}). The check "
+                   f"runs your code in a fresh Python process, rebuilt from the source of your cells: define "
+                   f"{error.name} in a cell with an assignment, a 'def', a 'class' or an import, run that cell, then "
+                   f"run the check again.")
+    if REFUSED in error.text:
+        raise Fail(f"{name} {describe_refusal(error.text)}, when the check rebuilt it from the source of your cells. "
+                   f"The exercise asks for arithmetic only: work the makespan out from the latencies and C, without "
+                   f"running anything; so the check runs your function where it can only compute, and nothing of an "
+                   f"event loop, threads, processes, PocketFlow or pocket_parallel may be imported there.")
+    tail = "" if error.is_a("ImportError") else " Does it depend on something a cell changed after defining it?"
+    raise Fail(f"the check rebuilds {name} from the source of your cells in a fresh Python process, and there "
+               f"that code raised {error.text}.{tail}")
+
+
+def raise_for_build(error: Raised, name: str, shown: str) -> None:
+    """Fail (or NotAttempted) because building the student's class, ``name(shown)``, raised."""
+    if error.stub is not None:
+        raise NotAttempted(stub_hint(error.stub, name))
+    if error.is_a("TypeError") and "argument" in error.text:
+        advice = "The exercise builds it exactly like that, so it must accept those arguments."
+    else:
+        advice = "Read the error and fix the line it points to."
+    raise Fail(f"the check could not create {name}({shown}): it raised {error.text}. {advice}")
+
+
+Advice = Callable[[Raised], str]
+
+
+def raise_for_run(report: dict[str, Any], name: str, doing: str, *, clock: str = "virtual",
+                  advice: Advice | None = None, blocking_calls: int = 0) -> None:
+    """Fail (or NotAttempted) unless the run described by ``report`` (:func:`._running.run_answer`) ended well."""
+    ended, guard = report["ended"], report.get("guard", 0.0)
+    if ended == "wall_limit":
+        raise Fail(f"{name} was still running after {report.get('wall_limit', WALL_LIMIT):g} s of real time while "
+                   f"{doing}, although on the virtual clock this workload takes a moment. Something keeps the event "
+                   f"loop busy without letting time pass: a loop around 'await asyncio.sleep(0)', or a task that "
+                   f"reschedules itself forever.")
+    if ended == "timeout":
         unit = "of virtual time" if clock == "virtual" else "(wall clock)"
-        raise NeverEnded(f"{name} was still running after {guard:g} s {unit} while {doing}, far longer than "
-                   f"this workload needs. Look for a wait that is never satisfied (a semaphore acquired "
-                   f"and never released: use 'async with') or a loop that never ends.") from None
-    except VirtualDeadlockError:
-        raise NeverEnded(f"{name} waited forever while {doing}: every task was waiting and nothing could "
-                   f"ever wake one up. Common causes: a semaphore acquired and never released (use 'async with'), "
-                   f"a lock taken twice, or an await on a future nobody sets.") from None
-    except Exception as error:
-        _blocking_first(llm, name)
-        stub = not_attempted_in(error)
-        if stub is not None:
-            raise NotAttempted(stub_hint(stub, name)) from None
+        raise NeverEnded(f"{name} was still running after {guard:g} s {unit} while {doing}, far longer than this "
+                         f"workload needs. Look for a wait that is never satisfied (a semaphore acquired and never "
+                         f"released: use 'async with') or a loop that never ends.")
+    if ended == "deadlock":
+        raise NeverEnded(f"{name} waited forever while {doing}: every task was waiting and nothing could ever wake "
+                         f"one up. Common causes: a semaphore acquired and never released (use 'async with'), a lock "
+                         f"taken twice, or an await on a future nobody sets.")
+    _blocking_first(blocking_calls, name)
+    if ended == "raised":
+        error = Raised.of(report["error"])
+        if error.stub is not None:
+            raise NotAttempted(stub_hint(error.stub, name))
         meaning = advice(error) if advice is not None else (
-            "The check builds its input exactly as the exercise describes; read the error, fix the line "
-            "it points to, and run the check again.")
-        raise Fail(f"{name} raised {describe(error)} while {doing}. {meaning}") from None
-    _blocking_first(llm, name)
-    if clock == "virtual":
-        seconds = round(seconds, 6)
-    return value, seconds
+            "The check builds its input exactly as the exercise describes; read the error, fix the line it points "
+            "to, and run the check again.")
+        raise Fail(f"{name} raised {error.text} while {doing}. {meaning}")
 
 
-def _blocking_first(llm: CheckLLM | None, name: str) -> None:
-    if llm is not None and llm.blocking_calls:
-        raise Fail(f"{name} called the blocking call_llm(...) (or llm.call(...)) {llm.blocking_calls} "
-                   f"time{'s' * (llm.blocking_calls != 1)} from async code. A blocking call holds the "
+def _blocking_first(blocking_calls: int, name: str) -> None:
+    if blocking_calls:
+        raise Fail(f"{name} called the blocking call_llm(...) (or llm.call(...)) {blocking_calls} "
+                   f"time{'s' * (blocking_calls != 1)} from async code. A blocking call holds the "
                    f"whole event loop while it waits, so no other call can start meanwhile: everything "
                    f"runs one at a time. Inside exec_async, write 'await call_llm_async(prompt)'.")
-
-
-#: Real seconds a virtual-clock run may take before the check cancels it (normally milliseconds).
-WALL_LIMIT = 10.0
-
-
-class _WallLimit(Exception):
-    """The watchdog cancelled a virtual-clock run that kept the loop busy for WALL_LIMIT real seconds."""
-
-
-@contextmanager
-def _watchdog(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None, seconds: float | None) -> Iterator[threading.Event]:
-    """After ``seconds`` of real time, cancel ``task`` from another thread; the event says it fired.
-
-    A virtual clock only moves when every task waits. Code that keeps the loop busy (a task
-    that awaits ``asyncio.sleep(0)`` forever) never lets it move, so no timer inside the loop,
-    not even the run's guard, can end it; a thread can.
-    """
-    fired = threading.Event()
-
-    def fire() -> None:
-        fired.set()
-        try:
-            loop.call_soon_threadsafe(task.cancel)  # type: ignore[union-attr]
-        except RuntimeError:
-            pass  # the loop has closed meanwhile: the run is over anyway
-
-    timer = threading.Timer(seconds, fire) if seconds is not None and task is not None else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        yield fired
-    finally:
-        if timer is not None:
-            timer.cancel()
-
-
-@contextmanager
-def default_llm(llm: SimulatedLLM | None) -> Iterator[None]:
-    """Make ``llm`` the service behind ``call_llm_async`` for the duration (no-op for None)."""
-    if llm is None:
-        yield
-        return
-    previous = set_default_llm(llm)
-    try:
-        yield
-    finally:
-        set_default_llm(previous)
 
 
 # -- small formatting helpers --------------------------------------------------------------------

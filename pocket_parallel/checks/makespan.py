@@ -9,30 +9,37 @@ takes the slot that frees up first. With equal latencies that is ``ceil(N / C) *
 Every tempting shortcut is wrong on at least one of the workloads, by construction, on every
 seed: the uneven workload is drawn until its true makespan differs from each of them, and it
 comes twice, in two orders with different makespans, so that no answer that ignores the input
-order can be right on both. The prediction must be arithmetic: the check stops a function that
-runs the batch instead (see :mod:`._compute_only`).
+order can be right on both. Latencies are drawn to the microsecond, so that no simulation in
+ticks of any practical size comes out exact; an empty batch comes twice.
+
+The prediction must be arithmetic, and its own: it runs in a process of its own that gets only
+the latencies and C (see :mod:`._predictor`), where it cannot import an event loop, threads, the
+course's code or PocketFlow, nor read the check's frames; and the list it is given must come
+back unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import random
+import sys
 from collections.abc import Callable
-from numbers import Real
+from pathlib import Path
 from typing import Any
 
 from ..clock import run
 from ..experiment import AskEach, makespan_lower_bound, semaphore_makespan
-from . import _compute_only
-from ._compute_only import RanSomething, TooSlow, call_computing_only
-from ._feedback import CheckResult, Fail, NotAttempted, describe, not_attempted_in, plural, run_check, sec, stub_hint
-from ._service import CheckLLM, latencies, rounds_schedule
+from ._errors import stub_hint
+from ._feedback import SETTINGS, Check, CheckResult, Fail, Lab, NotAttempted, Raised, plural, sec
+from ._predictor import REFUSED, describe_refusal
+from ._service import CheckLLM, rounds_schedule, uneven
 
 Case = tuple[list[float], "int | None"]
 _TOLERANCE = 1e-6
 _GAP = 0.01  # seconds by which the telling workloads' true makespan differs from every shortcut
+#: Real seconds the predictions of one workload may take (arithmetic on a few numbers takes microseconds).
+TIME_LIMIT = 10.0
 
 
 def check_makespan_prediction(predict_makespan: Callable[[list[float], int | None], float], *, seed: int | None = None) -> CheckResult:
@@ -41,28 +48,30 @@ def check_makespan_prediction(predict_makespan: Callable[[list[float], int | Non
     ``latencies`` are the seconds each call takes, in the order the items are given to a
     parallel node with a semaphore of ``max_concurrency`` (an int, or None for no limit). The
     prediction must equal, to the microsecond, the makespan measured on the virtual clock, on
-    seven fresh workloads: equal latencies, no limit, one slot, more slots than calls, and
-    uneven latencies in two orders. It must be computed, not measured: a function that runs
-    an event loop, sleeps, starts threads, or calls the simulated LLM or a PocketFlow node
-    is stopped and told so. ``seed`` reproduces the workloads.
+    fresh workloads: equal latencies, no limit, one slot, more slots than calls, no calls at
+    all, uneven latencies in two orders, and a longer batch. It must be computed, not
+    measured, and it gets nothing but the latencies and C: it runs in a process where an event
+    loop, threads, processes, PocketFlow and the course's code cannot be imported, and must leave
+    the list it is given unchanged. ``seed`` reproduces the workloads.
     """
     if not callable(predict_makespan):
         raise TypeError(f"predict_makespan must be a function such as predict_makespan; got {type(predict_makespan).__name__}")
-    return run_check("Exercise 3", lambda rng: _predictions(predict_makespan, rng), seed, predict_makespan)
+    return EXERCISE_3(predict_makespan, seed)
 
 
 def _cases(rng: random.Random) -> list[Case]:
     count, limit = rng.randint(5, 12), rng.randint(2, 5)
     while count % limit == 0:
         count = rng.randint(5, 12)
-    equal = rng.choice((0.5, 1.0, 1.5, 2.0, 2.5, 3.0))
-    cases: list[Case] = [([equal] * count, limit)]
-    cases.append(([rng.choice((0.5, 1.0, 2.0, 3.0))] * rng.randint(3, 10), None))
-    cases.append((latencies(rng, rng.randint(3, 6)), 1))
-    few = latencies(rng, rng.randint(3, 6))
+    cases: list[Case] = [([round(rng.uniform(0.4, 3.2), 6)] * count, limit)]
+    cases.append((uneven(rng, rng.randint(3, 10), 0.4, 3.2), None))
+    cases.append((uneven(rng, rng.randint(3, 7), 0.4, 3.2), 1))
+    few = uneven(rng, rng.randint(3, 6), 0.4, 3.2)
     cases.append((few, len(few) + rng.randint(0, 3)))
+    cases.append(([], rng.randint(1, 4)))
     cases.extend(_telling_pair(rng))
-    cases.append((latencies(rng, rng.randint(4, 9)), None))
+    cases.append(([], None))
+    cases.append((uneven(rng, rng.randint(25, 40), 0.2, 4.0), rng.randint(3, 7)))
     return cases
 
 
@@ -71,7 +80,7 @@ def _telling_pair(rng: random.Random) -> tuple[Case, Case]:
     same latencies in another order with another true makespan."""
     while True:
         count, limit = rng.randint(5, 9), rng.randint(2, 3)
-        lats = latencies(rng, count, 0.5, 4.0, 0.5)
+        lats = uneven(rng, count, 0.4, 4.0)
         truth = semaphore_makespan(lats, limit)
         if not _tells_apart(lats, limit, truth):
             continue
@@ -124,17 +133,19 @@ async def _measure(cases: list[Case]) -> list[float]:
     return measured
 
 
-def _predictions(predict: Callable[..., Any], rng: random.Random) -> str:
-    name = getattr(predict, "__name__", "predict_makespan")
-    if inspect.iscoroutinefunction(predict):
-        raise Fail(f"{name} is an async function ('async def'), so calling it runs nothing and returns a "
-                   f"coroutine, not a number. A prediction is arithmetic: write 'def {name}(latencies, "
-                   f"max_concurrency):' and return the makespan in seconds.")
+def _predictions(rng: random.Random, lab: Lab) -> str:
+    name = lab.name
     cases = _cases(rng)
     measured = run(_measure(cases), clock="virtual")
+    allowed = float(SETTINGS.get("time_limit", TIME_LIMIT))
+    seen = lab.run("predictions", {"cases": cases}, doing="predicting", seconds=allowed, too_long=(
+        f"{name} was still computing after {allowed:g} s of real time, for {plural(len(cases), 'workload')} of at "
+        f"most {max(len(lats) for lats, _ in cases)} latencies: arithmetic on a handful of numbers takes "
+        f"microseconds. Look for a loop that never ends, such as a 'while' whose condition never becomes false, "
+        f"or a simulation in ticks too small for its latencies."))
     answered: dict[tuple[tuple[float, ...], int | None], tuple[list[float], float]] = {}
-    for (lats, limit), truth in zip(cases, measured):
-        prediction = _ask(predict, name, lats, limit)
+    for (lats, limit), truth, found in zip(cases, measured, seen["answers"]):
+        prediction = _ask(found, name, lats, limit)
         if abs(prediction - truth) > _TOLERANCE + 1e-9 * abs(truth):
             same = answered.get((tuple(sorted(lats)), limit))
             if same is not None and abs(same[1] - prediction) <= _TOLERANCE:
@@ -142,11 +153,11 @@ def _predictions(predict: Callable[..., Any], rng: random.Random) -> str:
             raise Fail(f"for {_setting(lats, limit)}, {name} returned {sec(prediction)}, but the run took "
                        f"{sec(truth)} on the virtual clock. {_explain(prediction, lats, limit)}")
         answered[(tuple(sorted(lats)), limit)] = (lats, prediction)
-    return (f"{name} matched the virtual clock to the microsecond on seven fresh workloads, by arithmetic "
-            f"alone: equal latencies (ceil(N / C) x L), no limit (the slowest call), one slot (the sum), "
-            f"more slots than calls, and uneven latencies in two orders, where a semaphore's "
-            f"first-free-slot schedule beats rounds of C yet misses the lower bound, and the order of "
-            f"the calls changes the makespan. You can say how long a batch will take before you run it.")
+    return (f"{name} matched the virtual clock to the microsecond on {len(cases)} fresh workloads, by arithmetic "
+            f"alone, in a process that could run nothing: equal latencies (ceil(N / C) x L), no limit (the slowest "
+            f"call), one slot (the sum), more slots than calls, no calls at all, and uneven latencies in two orders, "
+            f"where a semaphore's first-free-slot schedule beats rounds of C yet misses the lower bound, and the "
+            f"order of the calls changes the makespan. You can say how long a batch will take before you run it.")
 
 
 def _order_ignored(name: str, lats: list[float], limit: int | None, prediction: float, truth: float,
@@ -158,37 +169,34 @@ def _order_ignored(name: str, lats: list[float], limit: int | None, prediction: 
             f"changes with the order. " + _SIMULATE)
 
 
-def _ask(predict: Callable[..., Any], name: str, lats: list[float], limit: int | None) -> float:
-    try:
-        value = call_computing_only(predict, list(lats), limit)
-    except RanSomething as ran:
-        raise Fail(f"{name} {ran.what} while predicting {_setting(lats, limit)}. The exercise asks for "
-                   f"arithmetic only: work the makespan out from the latencies and C, without running "
-                   f"anything. Running the batch (on the virtual clock, say) gives the right number but "
-                   f"predicts nothing, so while your function runs the check stops it at the first event "
-                   f"loop, sleep, thread, PocketFlow node or call to the simulated LLM. " + _SIMULATE) from None
-    except TooSlow:
-        raise Fail(f"{name}({_short(lats)}, {limit!r}) was still computing after {_compute_only.TIME_LIMIT:g} s "
-                   f"of real time, for {plural(len(lats), 'latency', 'latencies')}: arithmetic on a handful "
-                   f"of numbers takes microseconds. Look for a loop that never ends, such as a 'while' "
-                   f"whose condition never becomes false.") from None
-    except Exception as error:
-        stub = not_attempted_in(error)
-        if stub is not None:
-            raise NotAttempted(stub_hint(stub, name)) from None
+def _ask(found: dict[str, Any], name: str, lats: list[float], limit: int | None) -> float:
+    """The prediction the subprocess reported, or Fail / NotAttempted saying what went wrong."""
+    if "error" in found:
+        error = Raised.of(found["error"])
+        if error.stub is not None:
+            raise NotAttempted(stub_hint(error.stub, name))
+        if REFUSED in error.text:
+            raise Fail(f"{name} {describe_refusal(error.text)} while predicting {_setting(lats, limit)}. The exercise asks "
+                       f"for arithmetic only: work the makespan out from the latencies and C, without running "
+                       f"anything. Running the batch (on the virtual clock, say) gives the right number but predicts "
+                       f"nothing, so the check runs your function where it can only compute. " + _SIMULATE)
         extra = " max_concurrency=None means no limit: every call starts at once." if limit is None else ""
-        raise Fail(f"{name}({_short(lats)}, {limit!r}) raised {describe(error)}.{extra} It must return "
+        empty = " With no latencies at all, the batch takes 0 s." if not lats else ""
+        raise Fail(f"{name}({_short(lats)}, {limit!r}) raised {error.text}.{extra}{empty} It must return "
                    f"the makespan in seconds for any list of latencies and any max_concurrency, an "
-                   f"integer >= 1 or None.") from None
-    if inspect.iscoroutine(value):
-        value.close()  # never awaited: close it so Python does not warn about it
+                   f"integer >= 1 or None.")
+    if found.get("coroutine"):
         raise Fail(f"{name}({_short(lats)}, {limit!r}) returned a coroutine, not a number: it is an async "
                    f"function, or returns the result of one without awaiting it. A prediction is arithmetic: "
                    f"make it a plain 'def' that returns the makespan in seconds.")
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise Fail(f"{name}({_short(lats)}, {limit!r}) returned {value!r}; it must return the makespan "
+    if "value" not in found:
+        raise Fail(f"{name}({_short(lats)}, {limit!r}) returned {found.get('other')}; it must return the makespan "
                    f"in seconds as a number (did you forget the return statement?).")
-    return float(value)
+    if found.get("mutated"):
+        raise Fail(f"{name}({_short(lats)}, {limit!r}) changed the list it was given (sorted it, or popped from it, "
+                   f"in place). The caller's latencies are the caller's: a prediction reads them and leaves them "
+                   f"as they were. Work on a copy (sorted(latencies), list(latencies)) if you must reorder.")
+    return float(found["value"])
 
 
 def _short(lats: list[float]) -> str:
@@ -198,6 +206,8 @@ def _short(lats: list[float]) -> str:
 def _setting(lats: list[float], limit: int | None) -> str:
     count = len(lats)
     bound = "with no limit (max_concurrency=None)" if limit is None else f"with at most C = {limit} in flight"
+    if not lats:
+        return f"no calls at all {bound}"
     if len(set(lats)) == 1:
         return f"{count} calls of {sec(lats[0])} each {bound}"
     return f"{count} calls with latencies {_short(lats)} s, in this input order, {bound}"
@@ -210,6 +220,8 @@ _SIMULATE = ("Hint: follow the semaphore on paper. Keep, for each of the C slots
 
 def _explain(prediction: float, lats: list[float], limit: int | None) -> str:
     count = len(lats)
+    if not count:
+        return "With no calls at all there is nothing to wait for: the batch takes 0 s."
     if limit is None or limit >= count:
         if abs(prediction - math.fsum(lats)) <= _TOLERANCE and count > 1:
             return ("You added the latencies, as if the calls ran one after another. With no limit, or "
@@ -252,3 +264,7 @@ _MISTAKES: tuple[tuple[tuple[str, ...], str], ...] = (
                                                       "semaphore does not sort: it takes the items in input "
                                                       "order, as prep_async returned them. "),
 )
+
+
+EXERCISE_3 = Check("Exercise 3", _predictions,
+                   command=(sys.executable, "-I", str(Path(__file__).with_name("_predictor.py"))))

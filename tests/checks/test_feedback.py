@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import re
 import warnings
@@ -23,6 +24,7 @@ from pocket_parallel.checks._quiet import quiet as quiet_block
 from .notebook_code import EX1, EX2, quiet, solution, stub
 
 
+@functools.lru_cache(maxsize=1)
 def _results() -> list[CheckResult]:
     return [
         quiet(check_parallel_summarizer, solution(EX1, "ParallelSummarizer"), seed=3),
@@ -157,19 +159,43 @@ def test_quiet_restores_stderr_and_the_asyncio_logger():
     assert noise.notes == ["logged", "to stderr"]
 
 
+class Spinner(AsyncParallelBatchNode):
+    """Keeps the loop busy without ever letting virtual time move."""
+
+    async def prep_async(self, shared):
+        return shared["documents"]
+
+    async def exec_async(self, document):
+        while True:
+            await asyncio.sleep(0)
+
+
+class Stuck(AsyncParallelBatchNode):
+    """Never gives the loop back at all: only ending its process stops it."""
+
+    async def prep_async(self, shared):
+        while True:
+            pass
+
+
 def test_a_busy_loop_on_the_virtual_clock_is_cut_off(monkeypatch):
     from pocket_parallel.checks import _feedback
 
-    class Spinner(solution(EX1, "ParallelSummarizer")):
-        async def exec_async(self, document):
-            while True:  # never lets virtual time move
-                await asyncio.sleep(0)
-
-    monkeypatch.setattr(_feedback, "WALL_LIMIT", 0.5)
+    monkeypatch.setattr(_feedback, "WALL_LIMIT", 0.5)  # sent to the judge, and from it to the answer's process
     result = quiet(check_parallel_summarizer, Spinner)
     assert result.status == "failed"
     assert "still running after 0.5 s of real time" in result.message
     assert "asyncio.sleep(0)" in result.message
+
+
+def test_code_that_never_returns_to_the_loop_is_stopped_with_its_process(monkeypatch):
+    from pocket_parallel.checks import _feedback
+    from pocket_parallel.checks.nodes import EXERCISE_1
+
+    monkeypatch.setattr(_feedback, "WALL_LIMIT", 0.5)
+    [result] = EXERCISE_1.on_seeds(Stuck, [1], {"slack": 1.0})
+    assert result.status == "failed"
+    assert "so the check stopped it" in result.message
 
 
 def test_a_check_prints_nothing():
