@@ -9,10 +9,17 @@ seeded rates (500/503, 529 overloaded, stalls), and counts everything it sees (`
   (``--help`` lists every flag); ``make serve`` starts it with the course's defaults.
 - From Python: :class:`LocalServer`, a context manager (``with`` or ``async with``).
 
-Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.chat_request` (reading
-and checking a request), :mod:`.service` (the simulated service), :mod:`.stats` (its
-counters), :mod:`.errors` (OpenAI-style error bodies), :mod:`.app` (the HTTP routes, on
-``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the command line).
+It serves the learner's own programs only: web pages other than this machine's own are
+refused, refilling the limits over HTTP takes the admin token it prints at start, and a
+client that does not send a whole request within 10 s is cut off.
+
+Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.json_body` (reading a
+JSON body, a 400 for anything malformed), :mod:`.chat_request` (reading and checking a
+request), :mod:`.service` (the simulated service), :mod:`.stats` (its counters),
+:mod:`.errors` (OpenAI-style error bodies), :mod:`.error_shapes` (each route's error shape,
+OpenAI's or Anthropic's), :mod:`.guard` (who may use it), :mod:`.connections` (deadlines on
+connections), :mod:`.app` (the HTTP routes, on ``aiohttp.web``), :mod:`.local`
+(:class:`LocalServer`), :mod:`.cli` (the command line).
 """
 
 from .local import LocalServer

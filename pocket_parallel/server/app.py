@@ -4,7 +4,12 @@
   server-sent ``chat.completion.chunk`` events), or an OpenAI-style error.
 - ``GET /v1/models``: the one model served.
 - ``GET /stats``: the counters (:class:`~pocket_parallel.server.stats.ServerStats`), the
-  settings and the limits; ``POST /stats/reset`` zeroes the counters and refills the limits.
+  settings and the limits; ``POST /stats/reset`` zeroes the counters (never the limits).
+- ``POST /admin/reset``: zeroes the counters and refills the limits, with the admin token only.
+
+Every request passes the :class:`~pocket_parallel.server.guard.RequestGuard` first and the
+connection deadlines of :mod:`~pocket_parallel.server.connections`; every error, whoever
+raises it, is rendered in its route's shape (:mod:`~pocket_parallel.server.error_shapes`).
 
 Every response of the completions route, refused or not, carries the ``x-ratelimit-*``
 headers of the per-minute limits that are set. Any other path gets a 404 and any other
@@ -23,10 +28,14 @@ from typing import Any
 from aiohttp import web
 
 from .chat_request import ChatRequest, parse_chat_request
+from .connections import whole_request
+from .error_shapes import error_response
 from .errors import ApiError
+from .guard import RequestGuard
 from .service import Answer, ChatService
 
 SERVICE = web.AppKey("service", ChatService)
+GUARD = web.AppKey("guard", RequestGuard)
 # The handler tasks answering a completion right now, and the numbers of the responses.
 ACTIVE: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("active", set)
 NUMBERS: web.AppKey[itertools.count[int]] = web.AppKey("numbers", itertools.count)
@@ -35,9 +44,11 @@ MAX_BODY = 1024 * 1024
 _log = logging.getLogger(__name__)
 
 
-def make_app(service: ChatService) -> web.Application:
-    """The aiohttp application serving ``service``."""
-    app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY)
+def make_app(service: ChatService, guard: RequestGuard | None = None) -> web.Application:
+    """The aiohttp application serving ``service``, behind ``guard`` (a loopback-only one if None)."""
+    guard = guard or RequestGuard(service.settings.host)
+    app = web.Application(middlewares=[_errors_as_json, guard.middleware(), whole_request], client_max_size=MAX_BODY)
+    app[GUARD] = guard
     active: set[asyncio.Task[Any]] = set()
     numbers: itertools.count[int] = itertools.count(1)
     app[SERVICE] = service
@@ -47,6 +58,7 @@ def make_app(service: ChatService) -> web.Application:
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/stats/reset", _reset)
+    app.router.add_post("/admin/reset", _admin_reset)
     app.router.add_get("/", _index)
     return app
 
@@ -65,31 +77,27 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.json_response(body, status=status, headers=headers)
 
 
-def _error(error: ApiError) -> web.Response:
-    return _json(error.body(), error.status, error.headers)
-
-
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except ApiError as error:
-        return _error(error)
+        return error_response(request, error)
     except web.HTTPException as error:  # raised by aiohttp itself: no route, wrong method, body too large
         if error.status < 400:
             raise
         message = {
             404: f"Invalid URL ({request.method} {request.path}): this server serves POST /v1/chat/completions, "
-                 "GET /v1/models, GET /stats and POST /stats/reset.",
+                 "GET /v1/models, GET /stats, POST /stats/reset and POST /admin/reset.",
             405: f"Method {request.method} is not allowed on {request.path}.",
             413: f"Request body too large: at most {MAX_BODY} bytes.",
         }.get(error.status, error.reason)
         code = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}.get(error.status)
-        return _error(ApiError(error.status, message, code=code))
+        return error_response(request, ApiError(error.status, message, code=code))
     except Exception:  # a bug of ours must not take the server down: answer 500 and keep serving
         _log.exception("unexpected error answering %s %s", request.method, request.path)
-        return _error(ApiError(500, "The server had an unexpected error.", type="server_error"))
+        return error_response(request, ApiError(500, "The server had an unexpected error.", type="server_error"))
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
@@ -180,8 +188,15 @@ async def _stats(request: web.Request) -> web.Response:
 
 async def _reset(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    service.reset()
+    service.reset(refill_limits=False)
     return _json(service.stats.to_json())
+
+
+async def _admin_reset(request: web.Request) -> web.Response:
+    request.app[GUARD].require_admin(request)
+    service = request.app[SERVICE]
+    service.reset()
+    return _json({**service.stats.to_json(), "limits": service.quota.limits()})
 
 
 async def _index(request: web.Request) -> web.Response:
@@ -190,5 +205,6 @@ async def _index(request: web.Request) -> web.Response:
         "service": "pocket-parallel local LLM server (OpenAI Chat Completions API)",
         "model": service.settings.model,
         "simulates": service.settings.describe(),
-        "endpoints": ["POST /v1/chat/completions", "GET /v1/models", "GET /stats", "POST /stats/reset"],
+        "endpoints": ["POST /v1/chat/completions", "GET /v1/models", "GET /stats", "POST /stats/reset",
+                      "POST /admin/reset"],
     })

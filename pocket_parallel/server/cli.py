@@ -1,7 +1,9 @@
 """The command line: ``python -m pocket_parallel.server --port 8000 --latency 0.5 --rpm 60``.
 
-Prints the server's URL once it listens, serves until Ctrl-C (or SIGTERM), then stops
-cleanly with status 0. A bad flag prints the usage line and a message naming the flag, and
+Prints the server's URL once it listens, and the admin token that refills its limits over
+HTTP (``POST /admin/reset``), serves until Ctrl-C (or SIGTERM), then stops cleanly with
+status 0. Web pages other than this machine's own are refused unless ``--allow-origin``
+names them (:mod:`~pocket_parallel.server.guard`). A bad flag prints the usage line and a message naming the flag, and
 exits with status 2; an address that cannot be listened on exits with status 1.
 """
 
@@ -16,6 +18,7 @@ from typing import TextIO
 
 from .. import _arguments as arg
 from ..service.quota import ALGORITHMS
+from .guard import check_origin
 from .local import LocalServer
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
 
@@ -50,7 +53,17 @@ def parser() -> argparse.ArgumentParser:
     add("--algorithm", choices=ALGORITHMS, default="token_bucket",
         help="how per-minute limits are counted (default token_bucket, refilled continuously)")
     add("--model", default=DEFAULT_MODEL, help=f"model name the server answers as (default {DEFAULT_MODEL})")
+    add("--allow-origin", dest="allow_origins", metavar="ORIGIN", action="append", default=[], type=_origin,
+        help="also serve requests from the web page at ORIGIN (e.g. http://192.168.1.5:8888; '*' for any); "
+             "repeat for more. Default: this machine's own pages only, as Ollama does")
     return p
+
+
+def _origin(text: str) -> str:
+    try:
+        return check_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("allow_origin must be", "must be")) from None
 
 
 def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> ServerSettings:
@@ -74,14 +87,14 @@ def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> Ser
         raise  # pragma: no cover - p.error exits
 
 
-async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
-    """Serve until SIGINT or SIGTERM, announcing the URL once listening."""
+async def serve(settings: ServerSettings, out: TextIO = sys.stdout, allow_origins: Sequence[str] = ()) -> None:
+    """Serve until SIGINT or SIGTERM, announcing the URL and the admin token once listening."""
     server = LocalServer(
         settings.latency, settings.jitter, settings.seed, settings.failure_rate,
         stall_rate=settings.stall_rate, overload_rate=settings.overload_rate,
         max_concurrent=settings.max_concurrent, requests_per_minute=settings.requests_per_minute,
         tokens_per_minute=settings.tokens_per_minute, algorithm=settings.algorithm,
-        host=settings.host, port=settings.port, model=settings.model,
+        host=settings.host, port=settings.port, model=settings.model, allow_origins=allow_origins,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,6 +107,8 @@ async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
         print(f"pocket-parallel LLM server listening at {server.url}", file=out)
         print(f"  OpenAI base URL: {server.base_url}   counters: {server.url}/stats", file=out)
         print(f"  simulating: {settings.describe()}", file=out)
+        print(f"  admin token: {server.admin_token}  (POST /admin/reset with 'Authorization: Bearer <token>' "
+              "zeroes the counters and refills the limits)", file=out)
         print("  Ctrl-C stops it.", file=out, flush=True)
         await stop.wait()
         stats = server.stats()
@@ -106,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     settings = settings_from(argv, p)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, allow_origins=p.parse_args(argv).allow_origins))
     except KeyboardInterrupt:
         return 0
     except OSError as error:

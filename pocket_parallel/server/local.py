@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ from aiohttp import web
 
 from ..service.quota import Algorithm
 from .app import SERVICE, cancel_active, make_app
+from .connections import ConnectionWatch
+from .guard import RequestGuard
 from .service import ChatService
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
 from .stats import ServerStats
@@ -42,12 +45,15 @@ class LocalServer:
     and answer over HTTP as in-process); ``max_concurrent``, ``requests_per_minute``,
     ``tokens_per_minute`` and ``algorithm`` the server's limits (per-minute limits are a
     continuously refilled token bucket by default, as OpenAI and Anthropic describe theirs);
-    ``host``, ``port`` and ``model`` where it listens and the model name it answers as.
+    ``host``, ``port`` and ``model`` where it listens and the model name it answers as;
+    ``allow_origins`` the web pages it serves besides this machine's own (see
+    :mod:`~pocket_parallel.server.guard`: by default, no other).
 
     Start it with ``with`` (a thread of its own) or ``async with`` (the running loop), or
     with :meth:`start` / :meth:`astart` and stop it with :meth:`stop` / :meth:`astop`. While
     it runs, :attr:`url` is its address, :attr:`base_url` the one an OpenAI client takes,
-    :meth:`stats` its counters and :meth:`reset` zeroes them between experiments.
+    :meth:`stats` its counters and :meth:`reset` zeroes them and refills the limits between
+    experiments (over HTTP, refilling takes :attr:`admin_token`).
     """
 
     def __init__(
@@ -66,11 +72,17 @@ class LocalServer:
         host: str = LOOPBACK,
         port: int = 0,
         model: str = DEFAULT_MODEL,
+        allow_origins: Iterable[str] = (),
     ) -> None:
         self.settings = ServerSettings(
             latency, jitter, seed, failure_rate, stall_rate, overload_rate, max_concurrent,
             requests_per_minute, tokens_per_minute, algorithm, host, port, model,
         )
+        if isinstance(allow_origins, str):
+            raise TypeError(f"allow_origins must be a list of origins, such as ['http://192.168.1.5:8888']; "
+                            f"got the str {allow_origins!r}")
+        self._guard = RequestGuard(self.settings.host, allow_origins)
+        self._watch: ConnectionWatch | None = None
         self._mode: Literal["thread", "loop"] | None = None
         self._runner: web.AppRunner | None = None
         self._service: ChatService | None = None
@@ -102,6 +114,11 @@ class LocalServer:
         """``http://127.0.0.1:PORT``: where it listens."""
         host = self.settings.host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def admin_token(self) -> str:
+        """The token ``POST /admin/reset`` needs (``Authorization: Bearer <token>``); made at random for each server."""
+        return self._guard.admin_token
 
     @property
     def base_url(self) -> str:
@@ -235,24 +252,31 @@ class LocalServer:
 
     async def _open(self) -> None:
         service = ChatService(self.settings)
-        runner = web.AppRunner(make_app(service), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        watch = ConnectionWatch()
+        runner = web.AppRunner(make_app(service, self._guard), access_log=None, handler_cancellation=True,
+                               shutdown_timeout=1.0, keepalive_timeout=watch.idle_timeout)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
+            assert runner.server is not None  # made by setup()
+            self._port = await watch.listen(runner.server, self.settings.host, self.settings.port)
         except BaseException:
+            watch.close()
             await runner.cleanup()
             raise
-        self._runner, self._service = runner, service
+        self._runner, self._service, self._watch = runner, service, watch
+        self._guard.warn_if_unchecked()
 
     async def _close(self) -> None:
-        runner = self._runner
-        self._runner = self._service = self._port = None
+        runner, watch = self._runner, self._watch
+        self._runner = self._service = self._port = self._watch = None
+        if watch is not None:
+            watch.close()
         if runner is not None:
             if runner.app is not None:
                 await cancel_active(runner.app)
             await runner.cleanup()
+        if watch is not None:
+            await watch.wait_closed()
 
 
 __all__ = ["LocalServer", "SERVICE"]

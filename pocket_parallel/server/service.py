@@ -61,8 +61,11 @@ class ChatService:
         """The ``x-ratelimit-*`` headers right now (only for the per-minute limits that are set)."""
         return self.quota.headers(asyncio.get_running_loop().time())
 
-    def reset(self) -> None:
-        """Zero the counters and attempt numbers and refill the limits; refused while requests are in flight."""
+    def reset(self, *, refill_limits: bool = True) -> None:
+        """Zero the counters and attempt numbers, and refill the limits unless told not to.
+
+        Refused (409) while requests are in flight.
+        """
         if self.stats.in_flight:
             raise ApiError(
                 409, f"Cannot reset while {self.stats.in_flight} request(s) are in flight: wait for them to end "
@@ -70,7 +73,8 @@ class ChatService:
             )
         self.stats = ServerStats()
         self.attempts.clear()
-        self.quota.reset()
+        if refill_limits:
+            self.quota.reset()
 
     async def answer(self, request: ChatRequest) -> Answer:
         """Answer ``request`` after its latency, or raise :class:`ApiError` (429, 500, 503, 529)."""
