@@ -20,10 +20,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+
+if sys.platform != "win32":  # imported now: out of file descriptors, an import would fail
+    import resource
 
 #: Seconds a connection has to send one whole request, once it opens or starts sending one.
 REQUEST_DEADLINE = 10.0
@@ -183,9 +187,7 @@ async def whole_request(request: web.Request, handler: Any) -> web.StreamRespons
 
 
 def _open_files_limit() -> str:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return "unknown"
+    if sys.platform == "win32":
+        return "set by the system"
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return f"{soft} open files, ulimit -n"
