@@ -53,6 +53,7 @@ from typing import Any, TextIO, Union
 from ._format import error_type_name
 from ._validate import check_int
 from .files import write_atomic
+from .redaction import redact, safe_repr, safe_str
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -178,7 +179,8 @@ class Journal:
             return item_key(item)
         value = self._key(item)
         if not isinstance(value, str) or not value:
-            raise TypeError(f"key must return a non-empty str for each item; for {_short(item)} it returned {value!r}")
+            raise TypeError(f"key must return a non-empty str for each item; for {safe_repr(item, 60)} it returned "
+                            f"{safe_repr(value, 60)}")
         return value
 
     def answered(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -231,7 +233,7 @@ class Journal:
             raise TypeError(f"error must be the exception the item failed with; got {type(error).__name__}")
         attempts = check_int("attempts", attempts, low=1)
         position = _check_position(position)
-        message = _storable_text(str(error))
+        message = _storable_text(redact(safe_str(error)))
         row = (key, position, error_type_name(error), message, attempts, time.time())
         return self._write(_UPSERT_FAILURE, row)
 
@@ -322,7 +324,7 @@ class Journal:
                 shown = json.loads(value)
             elif codec == "pickle":
                 try:
-                    shown = repr(_decode(key, codec, value))
+                    shown = safe_repr(_decode(key, codec, value))
                 except ValueError as error:
                     shown = f"<{error}>"
             record = {
@@ -370,7 +372,7 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
         return _tagged(b"b", value)
     if kind in (tuple, list, dict, set, frozenset):
         if id(value) in open_containers:
-            raise TypeError(f"item_key cannot hash an item that contains itself: {_short(item)}; give a key function")
+            raise TypeError(f"item_key cannot hash an item that contains itself: {safe_repr(item, 60)}; give a key function")
         open_containers.add(id(value))
         try:
             if kind is dict:
@@ -385,7 +387,7 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
             return _tagged(_SEQUENCE_TAGS[kind], b"".join(parts), count=len(parts))
         finally:
             open_containers.discard(id(value))
-    where = "" if value is item else f" inside {_short(item)}"
+    where = "" if value is item else f" inside {safe_repr(item, 60)}"
     raise TypeError(
         f"item_key cannot hash a {kind.__qualname__}{where}: it hashes only str, bytes, int, float, bool, "
         f"None and tuples, lists, dicts, sets and frozensets of them. Pass key=..., a function that "
@@ -396,11 +398,6 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
 def _tagged(tag: bytes, content: bytes, *, count: int | None = None) -> bytes:
     size = len(content) if count is None else count
     return tag + str(size).encode("ascii") + b":" + content
-
-
-def _short(item: Any) -> str:
-    text = repr(item)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _encode(key: str, value: Any) -> tuple[str, str | bytes]:

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .redaction import redact, safe_repr, safe_str
+
 Status = Literal["pending", "ok", "failed", "cancelled"]
 _STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "pending")
 
@@ -32,12 +34,14 @@ class DeadlineExceeded(TimeoutError):
         super().__init__("the batch deadline passed before this item finished" + (f" ({detail})" if detail else ""))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Failure:
     """An item whose every attempt failed: kept, never dropped.
 
     ``item`` is what was being processed, ``error`` the exception of its last attempt and
-    ``attempts`` how many attempts it had.
+    ``attempts`` how many attempts it had. Its ``str`` and ``repr`` mask anything that looks
+    like a credential in the error (:func:`~pocket_parallel.redaction.redact`), and show the
+    item even when the item's own ``repr`` raises.
     """
 
     item: Any
@@ -46,7 +50,11 @@ class Failure:
 
     def __str__(self) -> str:
         tries = "attempt" if self.attempts == 1 else "attempts"
-        return f"{self.item!r} failed after {self.attempts} {tries}: {type(self.error).__name__}: {self.error}"
+        error = redact(safe_str(self.error))
+        return f"{safe_repr(self.item)} failed after {self.attempts} {tries}: {type(self.error).__name__}: {error}"
+
+    def __repr__(self) -> str:
+        return f"Failure(item={safe_repr(self.item)}, error={redact(safe_repr(self.error))}, attempts={self.attempts!r})"
 
 
 class Outcomes:

@@ -17,7 +17,8 @@ A loop that lives on (a notebook's) keeps its client until :meth:`OpenAILLM.aclo
 ``https://api.openai.com/v1``), ``OPENAI_API_KEY`` and ``POCKET_PARALLEL_MODEL`` (the model
 name, e.g. ``gpt-4o-mini``); :func:`environment_endpoint` reads them, and
 :meth:`OpenAILLM.from_environment` builds a backend for them. A key is never shown: not in
-``repr``, not in any message of this module.
+``repr``, not in any message or error of this module, not as the password of a URL
+(:mod:`pocket_parallel.redaction` masks them all).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import openai
 
 from .._validate import check_choice, check_int, check_optional_seconds, check_prompt, check_url
 from ..clock import is_virtual
+from ..redaction import clean_error, redact, redact_url, url_secrets
 from ..service.model import AttemptNumbers
 from ..trace import CallLog, CallRecord, LLMStats, Outcome
 
@@ -62,7 +64,7 @@ class Endpoint:
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "not set"
-        return f"Endpoint(base_url={self.base_url!r}, model={self.model!r}, api_key {key})"
+        return f"Endpoint(base_url={redact_url(self.base_url)!r}, model={self.model!r}, api_key {key})"
 
 
 def environment_endpoint(environ: Any = None) -> Endpoint | None:
@@ -146,7 +148,11 @@ class OpenAILLM:
 
     ``await llm(prompt)`` returns the answer's text. Errors are the client's own
     (``openai.RateLimitError``, ``openai.InternalServerError``, ``openai.APITimeoutError``...),
-    carrying the response, so :class:`~pocket_parallel.Backoff` reads their ``retry-after``.
+    carrying the response, so :class:`~pocket_parallel.Backoff` reads their ``retry-after``;
+    their messages are masked and their chain of causes dropped, since the transport's errors
+    carry the request's headers. An error of the transport itself (aiohttp's, say) becomes a
+    :class:`~pocket_parallel.redaction.TransportError` (a ``ConnectionError``) saying what it
+    said, masked.
     ``llm.call(prompt)`` is the blocking twin. :attr:`trace` and :attr:`stats` record every
     call as the client saw it (one record per call, however many attempts the client made
     inside it); :attr:`last_usage` is the ``usage`` of the latest answer. Use it on the real
@@ -164,6 +170,9 @@ class OpenAILLM:
         transport: Transport = "aiohttp",
     ) -> None:
         check_url("base_url", base_url, "server.base_url")
+        if url_secrets(base_url):  # the client would log it, and send it in a header of its own
+            raise ValueError(f"base_url must not hold credentials (user:password@); give the key as api_key, or in "
+                             f"{API_KEY_VARIABLE}; got {redact_url(base_url)!r}")
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty model name such as {LOCAL_MODEL!r}; got {model!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
@@ -195,7 +204,7 @@ class OpenAILLM:
         if self.transport != "aiohttp":
             options += f", transport={self.transport!r}"
         key = "set" if self.__api_key != _NO_KEY else "not set"
-        return f"OpenAILLM(base_url={self.base_url!r}, model={self.model!r}{options}; api_key {key})"
+        return f"OpenAILLM(base_url={redact_url(self.base_url)!r}, model={self.model!r}{options}; api_key {key})"
 
     # -- the clients --------------------------------------------------------------------------
 
@@ -255,14 +264,17 @@ class OpenAILLM:
         start = loop.time()
         self._log.opened()
         outcome: Outcome = "cancelled"
+        failure: BaseException | None = None
         try:
             body = await client.post("/chat/completions", cast_to=bytes, body=self._body(prompt))
             outcome = "ok"
         except Exception as error:
             outcome = _outcome_of(error)
-            raise
+            failure = self._cleaned(error)
         finally:
             self._ended(prompt, attempt, start, loop.time(), outcome)
+        if failure is not None:
+            raise failure  # outside the except block: the transport's error is not chained to it
         return self._text(body)
 
     def call(self, prompt: str) -> str:
@@ -274,15 +286,22 @@ class OpenAILLM:
         start = time.monotonic()
         self._log.opened()
         outcome: Outcome = "cancelled"
+        failure: BaseException | None = None
         try:
             body = self._blocking.post("/chat/completions", cast_to=bytes, body=self._body(prompt))
             outcome = "ok"
         except Exception as error:
             outcome = _outcome_of(error)
-            raise
+            failure = self._cleaned(error)
         finally:
             self._ended(prompt, attempt, start, time.monotonic(), outcome)
+        if failure is not None:
+            raise failure
         return self._text(body)
+
+    def _cleaned(self, error: Exception) -> BaseException:
+        """``error`` with no key in its message and no transport error behind it (see :mod:`~pocket_parallel.redaction`)."""
+        return clean_error(error, [self.__api_key], keep=(openai.APIError,))
 
     def _body(self, prompt: str) -> dict[str, Any]:
         return {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
@@ -293,7 +312,8 @@ class OpenAILLM:
             completion = json.loads(raw)
             content = completion["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise ValueError(f"the endpoint's answer is not a chat.completion: {raw[:200]!r}") from error
+            shown = redact(repr(raw[:200]), [self.__api_key])
+            raise ValueError(f"the endpoint's answer is not a chat.completion: {shown}") from None
         usage = completion.get("usage")
         if isinstance(usage, dict):
             self.last_usage = {key: int(usage.get(key) or 0)

@@ -112,3 +112,4 @@ def test_out_of_file_descriptors_one_line_is_logged_and_open_connections_are_ser
         process.terminate()
         out, err = process.communicate(timeout=PATIENCE)
     assert err.count("\n") == 1 and err.startswith("cannot accept new connections: Too many open files"), err
+    assert "the limit is 64 open files" in err
