@@ -62,13 +62,15 @@ class Outcomes:
 
     Each item is ``"pending"`` until it ends ``"ok"`` (with its result), ``"failed"`` (with
     a :class:`Failure`) or ``"cancelled"`` (the run was stopped before it finished). After
-    an interrupted run, :attr:`succeeded` still holds every result that was finished.
+    an interrupted run, :attr:`succeeded` still holds every result that was finished. With a
+    journal, :attr:`not_saved` lists the items whose outcome the journal could not write.
     """
 
     def __init__(self, items: Iterable[Any]) -> None:
         self.items: list[Any] = list(items)
         self._status: list[Status] = ["pending"] * len(self.items)
         self._values: list[Any] = [None] * len(self.items)
+        self._unsaved: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -102,6 +104,14 @@ class Outcomes:
         """The items not finished yet (empty once the run has ended, however it ended)."""
         return [item for item, status, _ in self._each() if status == "pending"]
 
+    @property
+    def not_saved(self) -> list[Any]:
+        """The items that ended while their outcome could not be written to the journal (a full disk, say), in input order.
+
+        Their results and failures are here as usual; a re-run with the journal sends them again.
+        """
+        return [self.items[index] for index in sorted(self._unsaved)]
+
     def counts(self) -> dict[str, int]:
         """How many items are ok, failed, cancelled and pending."""
         return {status: self._status.count(status) for status in _STATUSES}  # type: ignore[arg-type]
@@ -116,6 +126,8 @@ class Outcomes:
         """One line: how many of the items ended which way."""
         counts = self.counts()
         parts = [f"{counts[s]} {s}" for s in _STATUSES if counts[s] or s in ("ok", "failed")]
+        if self._unsaved:
+            parts.append(f"{len(self._unsaved)} not saved in the journal")
         return f"{len(self)} items: " + ", ".join(parts)
 
     def __repr__(self) -> str:
@@ -123,6 +135,10 @@ class Outcomes:
 
     def _each(self) -> Iterable[tuple[Any, Status, Any]]:
         return zip(self.items, self._status, self._values)
+
+    def _not_saved(self, index: int) -> None:
+        """Note that the item at ``index`` ended but the journal could not write its outcome."""
+        self._unsaved.add(index)
 
     def _record(self, index: int, status: Status, value: Any = None) -> None:
         """Settle a pending item (the batch engine's job; an item settles once)."""
