@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 from concurrent.futures import ProcessPoolExecutor
@@ -50,7 +51,8 @@ def test_measured_reports_value_process_and_times():
 
 
 def test_measured_runs_in_a_worker_process_and_names_it():
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    # forkserver, not fork: this process runs threads, and a forked child can deadlock on their locks.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         result = pool.submit(count_primes_measured, 100).result()
     assert result.value == 25 and result.worker != os.getpid()
 

@@ -7,6 +7,7 @@ which thread or process ran each call, how many calls overlapped, whether the lo
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -44,7 +45,7 @@ async def crunch_in_threads(crunch, numbers):
 
 
 async def crunch_with_blocking_pool_map(crunch, numbers):
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("forkserver")) as pool:
         return list(pool.map(crunch, numbers))
 
 
