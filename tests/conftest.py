@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from pocket_parallel import run
-from tests.processes import descendants, kill, open_sockets
+from tests.processes import descendants, kill, multiprocessing_helpers, open_sockets
 
 _GRACE = 5.0  # seconds a stopped server, cluster or kernel may take to finish going away
 
@@ -52,7 +52,9 @@ def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     deadline = time.monotonic() + _GRACE
     while True:
         new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
-        new_children = {pid: command for pid, command in descendants().items() if pid not in children}
+        helpers = multiprocessing_helpers()  # a process pool's fork server lives as long as this process, by design
+        new_children = {pid: command for pid, command in descendants().items()
+                        if pid not in children and pid not in helpers}
         new_sockets = open_sockets() - sockets - _cached_loop_sockets()
         if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
             break
