@@ -22,7 +22,7 @@ went wrong. Every pattern here is linear in the length of the text, whatever the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 #: What a secret becomes.
@@ -115,24 +115,20 @@ def _redacted(value: Any, secrets: tuple[str, ...], depth: int = 0) -> Any:
 
 def safe_repr(value: Any, width: int | None = None) -> str:
     """``repr(value)``, cut to ``width`` characters if given; a stand-in naming its type if that repr raises."""
-    try:
-        text = repr(value)
-        if not isinstance(text, str):
-            raise TypeError("__repr__ returned a non-string")
-    except Exception as error:
-        return f"<{type(value).__qualname__} object, whose repr raised {type(error).__name__}>"
+    text = _text(value, repr)
     return text if width is None or len(text) <= width else text[: width - 3] + "..."
 
 
 def safe_str(value: Any) -> str:
     """``str(value)``, or a stand-in naming its type if that raises."""
+    return _text(value, str)
+
+
+def _text(value: Any, convert: Callable[[Any], str]) -> str:
     try:
-        text = str(value)
-        if not isinstance(text, str):
-            raise TypeError("__str__ returned a non-string")
+        return convert(value)  # repr() and str() themselves refuse a __repr__ or __str__ that returns no str
     except Exception as error:
-        return f"<{type(value).__qualname__} object, whose str raised {type(error).__name__}>"
-    return text
+        return f"<{type(value).__qualname__} object, whose {convert.__name__} raised {type(error).__name__}>"
 
 
 def _mask_user_info(text: str) -> str:

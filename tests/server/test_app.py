@@ -25,13 +25,6 @@ def server():
         yield running
 
 
-@pytest.fixture
-def http(server):
-    server.reset()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-
-
 def test_a_chat_completion_has_openais_shape_and_simulated_llms_answer(http):
     prompt = "Translate to German: good morning"
     response = http.post("/v1/chat/completions", json=chat_body(prompt))

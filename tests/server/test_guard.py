@@ -22,13 +22,6 @@ def server():
         yield running
 
 
-@pytest.fixture
-def http(server):
-    server.reset()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-
-
 @pytest.mark.parametrize("origin", ["https://evil.example", "http://localhost.evil.example:8000", "null",
                                     "http://192.168.1.5:9999", "file://", "http://127.0.0.1.nip.io"])
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/chat/completions"), ("GET", "/stats"),
