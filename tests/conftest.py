@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -40,6 +41,28 @@ def _cached_loop_sockets() -> set[str]:
             except OSError:
                 pass
     return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that forks this process while it runs threads: the child can deadlock on a lock one held.
+
+    Python 3.12+ warns then, but cannot raise (the fork has happened), so the warning is caught
+    here; every other warning goes on to pytest as usual.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        result = yield
+    forked = False
+    for warning in caught:
+        if "is multi-threaded, use of fork()" in str(warning.message):
+            forked = True
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                                   source=warning.source)
+    if forked:
+        pytest.fail("this test forked the process while it ran threads: start process pools with "
+                    "multiprocessing.get_context('forkserver') or 'spawn'", pytrace=False)
+    return result
 
 
 @pytest.fixture(autouse=True)
