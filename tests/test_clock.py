@@ -152,6 +152,9 @@ def test_keyboard_interrupt_through_run_stops_cleanly(where, caplog, capfd):
     node = Interrupted(quick, max_concurrency=2)
     coro = node.run_async({"prompts": items})
     caplog.set_level(logging.DEBUG, logger="asyncio")
+    # Python's own Ctrl-C handler, even where the suite was started in the background (then
+    # the shell made SIGINT ignored, and Python kept it so).
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupter = _interrupt_when(third_started, unless=finished)
     try:
         if where == "script":
@@ -174,6 +177,7 @@ def test_keyboard_interrupt_through_run_stops_cleanly(where, caplog, capfd):
         finished.set()
         third_started.set()
         interrupter.join()
+        signal.signal(signal.SIGINT, handler)
     _wait_for_run_workers()
     gc.collect()
     outcomes = node.outcomes
