@@ -43,7 +43,8 @@ def _typed(flag: str, expected: str, parse: Callable[[str], T]) -> Callable[[str
         try:
             return parse(text)
         except (ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}") from None
+            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]} ({len(text):,} characters)"
+            raise argparse.ArgumentTypeError(f"must be {expected}; got {shown!r}") from None
 
     checked.__name__ = flag.lstrip("-").replace("-", "_")
     return checked
@@ -74,9 +75,9 @@ def number(flag: str, *, low: float, high: float, low_open: bool = False, unit: 
     return _typed(flag, f"a number{unit} in {bracket}{low:g}, {high:g}]", parse)
 
 
-def seconds(flag: str, *, low: float = 0.0, high: float = DAY) -> Callable[[str], float]:
-    """A duration in seconds: above ``low`` (0 by default) and at most ``high`` (a day by default)."""
-    return number(flag, low=low, high=high, low_open=low == 0.0, unit=" of seconds")
+def seconds(flag: str, *, low: float = MIN_LATENCY, high: float = DAY) -> Callable[[str], float]:
+    """A duration in seconds: from ``low`` (a microsecond by default: shorter rounds to nothing) to ``high`` (a day)."""
+    return number(flag, low=low, high=high, unit=" of seconds")
 
 
 def latency(flag: str = "--latency") -> Callable[[str], float]:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
+from .redaction import redact, safe_repr
+
 T = TypeVar("T")
 
 
@@ -95,7 +97,7 @@ def check_instance(name: str, value: Any, kind: type[T], example: str, *, option
 def check_url(name: str, value: Any, example: str) -> str:
     """``value`` if it is an http:// or https:// URL, else ValueError showing ``example``."""
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"{name} must be an http:// or https:// URL such as {example}; got {value!r}")
+        raise ValueError(f"{name} must be an http:// or https:// URL such as {example}; got {redact(safe_repr(value, 200))}")
     return value
 
 

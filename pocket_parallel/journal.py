@@ -20,6 +20,13 @@ survive a power cut or an operating-system crash: the rows written since the las
 checkpoint may then be lost, but the file is never left corrupt. WAL needs memory shared
 between processes on one machine, so keep the journal on a local disk, not a network share.
 
+**When the file cannot be used** (another workload's journal, a file that is not one, a
+read-only file or disk, a damaged page, a full disk), :class:`Journal` raises
+:class:`JournalError`, naming the file and what to do, and its ``kind`` says which. Opening
+finds all but the last before any call is paid: it checks that the file is a sound journal
+of this workload and writes to it once. A disk that fills during a batch is found at the
+write that fails; the batch keeps its answers (see the nodes' ``journal``).
+
 **Several writers.** Any number of threads (through one :class:`Journal`, which serializes
 them) and processes (each with its own) may write one journal at once: SQLite's lock lets
 one write at a time and the others wait for it (a busy timeout) instead of failing with
@@ -44,6 +51,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,6 +61,7 @@ from typing import Any, TextIO, Union
 from ._format import error_type_name
 from ._validate import check_int
 from .files import write_atomic
+from .redaction import redact, safe_repr, safe_str
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -113,8 +122,26 @@ WHERE status = 'failed'
 """
 
 
-class JournalMismatchError(ValueError):
+class JournalError(Exception):
+    """The journal file cannot be used; the message names it and says what to do.
+
+    ``kind`` says why: ``"mismatch"`` (a journal of another workload, see
+    :class:`JournalMismatchError`), ``"not_a_journal"`` (not SQLite, another program's
+    database, or a newer format), ``"read_only"`` (a read-only file or file system),
+    ``"corrupt"`` (a damaged page), ``"disk_full"``, or ``"unusable"`` (anything else SQLite
+    refuses). ``path`` is the file.
+    """
+
+    def __init__(self, path: Path, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.path, self.kind = path, kind
+
+
+class JournalMismatchError(JournalError, ValueError):
     """The journal file was written by another workload (another identity) than the one opening it."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(path, "mismatch", message)
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,7 @@ class Journal:
     journal written under another identity is refused with :class:`JournalMismatchError`
     rather than mixing two workloads' results. ``key`` turns an item into its key (a
     non-empty ``str`` that must be the same in every run); None uses :func:`item_key`.
+    A file that cannot be used raises :class:`JournalError`, at once if opening can tell.
 
     Write with :meth:`record_result` and :meth:`record_failure` as items finish; read
     with :meth:`answered` (the results to reuse), :meth:`failed` (the failures to retry),
@@ -178,7 +206,8 @@ class Journal:
             return item_key(item)
         value = self._key(item)
         if not isinstance(value, str) or not value:
-            raise TypeError(f"key must return a non-empty str for each item; for {_short(item)} it returned {value!r}")
+            raise TypeError(f"key must return a non-empty str for each item; for {safe_repr(item, 60)} it returned "
+                            f"{safe_repr(value, 60)}")
         return value
 
     def answered(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -231,13 +260,13 @@ class Journal:
             raise TypeError(f"error must be the exception the item failed with; got {type(error).__name__}")
         attempts = check_int("attempts", attempts, low=1)
         position = _check_position(position)
-        message = _storable_text(str(error))
+        message = _storable_text(redact(safe_str(error)))
         row = (key, position, error_type_name(error), message, attempts, time.time())
         return self._write(_UPSERT_FAILURE, row)
 
     def counts(self) -> dict[str, int]:
         """How many keys are answered and how many failed: ``{"ok": ..., "failed": ...}``."""
-        with self._lock:
+        with self._lock, _sqlite_errors(self._path):
             rows = self._live().execute("SELECT status, COUNT(*) FROM journal_rows GROUP BY status").fetchall()
         found = dict(rows)
         return {"ok": found.get("ok", 0), "failed": found.get("failed", 0)}
@@ -290,7 +319,7 @@ class Journal:
         return self._connection
 
     def _write(self, statement: str, row: tuple[Any, ...]) -> bool:
-        with self._lock:
+        with self._lock, _sqlite_errors(self._path):
             # Autocommit: each statement is its own transaction, committed before it returns.
             cursor = self._live().execute(statement, row)
             return cursor.rowcount > 0
@@ -300,7 +329,7 @@ class Journal:
             raise TypeError(f"keys must be an iterable of keys (str), such as a list; got {type(keys).__name__}")
         wanted = list(dict.fromkeys(_check_key(key) for key in keys))
         rows: list[tuple[Any, ...]] = []
-        with self._lock:
+        with self._lock, _sqlite_errors(self._path):
             connection = self._live()
             for start in range(0, len(wanted), _KEYS_PER_QUERY):
                 chunk = wanted[start : start + _KEYS_PER_QUERY]
@@ -314,7 +343,7 @@ class Journal:
             "SELECT key, position, status, codec, value, error_type, error_message, attempts, written_at "
             "FROM journal_rows ORDER BY position IS NULL, position, rowid"
         )
-        with self._lock:
+        with self._lock, _sqlite_errors(self._path):
             rows = self._live().execute(query).fetchall()
         for key, position, status, codec, value, error_type, message, attempts, written_at in rows:
             shown = None
@@ -322,7 +351,7 @@ class Journal:
                 shown = json.loads(value)
             elif codec == "pickle":
                 try:
-                    shown = repr(_decode(key, codec, value))
+                    shown = safe_repr(_decode(key, codec, value))
                 except ValueError as error:
                     shown = f"<{error}>"
             record = {
@@ -370,7 +399,7 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
         return _tagged(b"b", value)
     if kind in (tuple, list, dict, set, frozenset):
         if id(value) in open_containers:
-            raise TypeError(f"item_key cannot hash an item that contains itself: {_short(item)}; give a key function")
+            raise TypeError(f"item_key cannot hash an item that contains itself: {safe_repr(item, 60)}; give a key function")
         open_containers.add(id(value))
         try:
             if kind is dict:
@@ -385,7 +414,7 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
             return _tagged(_SEQUENCE_TAGS[kind], b"".join(parts), count=len(parts))
         finally:
             open_containers.discard(id(value))
-    where = "" if value is item else f" inside {_short(item)}"
+    where = "" if value is item else f" inside {safe_repr(item, 60)}"
     raise TypeError(
         f"item_key cannot hash a {kind.__qualname__}{where}: it hashes only str, bytes, int, float, bool, "
         f"None and tuples, lists, dicts, sets and frozensets of them. Pass key=..., a function that "
@@ -396,11 +425,6 @@ def _canonical(value: Any, item: Any, open_containers: set[int]) -> bytes:
 def _tagged(tag: bytes, content: bytes, *, count: int | None = None) -> bytes:
     size = len(content) if count is None else count
     return tag + str(size).encode("ascii") + b":" + content
-
-
-def _short(item: Any) -> str:
-    text = repr(item)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _encode(key: str, value: Any) -> tuple[str, str | bytes]:
@@ -496,7 +520,7 @@ def _check_path(path: Any) -> Path:
         with open(target, "rb") as file:
             start = file.read(len(_SQLITE_MAGIC))
         if not _SQLITE_MAGIC.startswith(start):  # empty, or being created by another process: fine
-            raise ValueError(f"path is not a journal: {text!r} is not a SQLite database")
+            raise _not_a_journal(target, "is not a SQLite database")
     return target
 
 
@@ -516,31 +540,86 @@ def _open(path: Path, identity: str) -> sqlite3.Connection:
     """Connect with the busy timeout, check the file is ours (or new), set WAL, then create or check the schema."""
     # check_same_thread=False: notebooks run batches on a worker thread; Journal's lock
     # lets one thread at a time use the connection.
-    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    with _sqlite_errors(path):
+        connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
     try:
-        try:
-            _is_new(connection, path)  # refuses another program's file before anything is written to it
+        with _sqlite_errors(path):
+            new = _is_new(connection, path)  # refuses another program's file before anything is written to it
+            if not new:  # a damaged page is found now, before any call is paid, not half-way through a batch
+                problem = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if problem != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
             mode = _switch_to_wal(connection)
             if mode != "wal":
-                raise OSError(
-                    f"path {str(path)!r}: SQLite could not use WAL mode there (it kept {mode!r}); "
-                    f"put the journal on a local disk"
-                )
+                raise JournalError(path, "unusable", f"journal {str(path)!r}: SQLite could not use WAL mode there "
+                                   f"(it kept {mode!r}); put the journal on a local disk")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("BEGIN IMMEDIATE")  # one process at a time creates or checks the schema
             if _is_new(connection, path):
                 _create(connection, identity)
             else:
                 _check_identity_of(connection, path, identity)
+            # One write now, so that a read-only file or disk is found before any call is paid.
+            connection.execute(_NOTE_OPENED, (datetime.now(timezone.utc).isoformat(),))
             connection.execute("COMMIT")
-        except sqlite3.DatabaseError as error:
-            if "not a database" in str(error) or "malformed" in str(error):
-                raise ValueError(f"path is not a journal: {str(path)!r} is not a SQLite database") from error
-            raise
     except BaseException:
         connection.close()  # also rolls back a schema half-made
         raise
     return connection
+
+
+_NOTE_OPENED = """
+INSERT INTO journal_meta VALUES ('last_opened', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value
+"""
+# SQLite's primary result codes (its extended codes keep them in the low byte).
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 8, 10, 11, 13, 14, 26
+# A full disk shows as an I/O error when SQLite cannot even make its shared-memory file:
+# below this many free bytes (a few pages), that is what it was.
+_ROOM_NEEDED = 64 * 1024
+
+
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors into a :class:`JournalError` that names the file and says what to do."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise _journal_error(path, error) from None
+
+
+def _journal_error(path: Path, error: sqlite3.Error) -> JournalError:
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11 and newer
+    said = str(error)
+    primary = code & 0xFF if isinstance(code, int) else None
+    name = str(path)
+    if primary == _SQLITE_NOTADB or "not a database" in said:
+        return _not_a_journal(path, "is not a SQLite database")
+    if primary == _SQLITE_CORRUPT or "malformed" in said:
+        return JournalError(path, "corrupt", f"journal {name!r} is damaged (SQLite: {said}): move it aside and start "
+                            "a new journal; sqlite3's .recover command may save its rows")
+    if primary == _SQLITE_FULL or "disk is full" in said or (primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN)
+                                                              and _free_bytes(path.parent) < _ROOM_NEEDED):
+        return JournalError(path, "disk_full", f"the disk holding journal {name!r} is full (SQLite: {said}): free "
+                            "some space, or give the journal a path on another disk")
+    read_only = not os.access(path if path.exists() else path.parent, os.W_OK)
+    if primary == _SQLITE_READONLY or "readonly" in said or (primary == _SQLITE_CANTOPEN and read_only):
+        return JournalError(path, "read_only", f"journal {name!r} cannot be written: the file or its file system "
+                            f"is read-only (SQLite: {said}); make it writable, or give the journal another path")
+    return JournalError(path, "unusable", f"journal {name!r} cannot be used (SQLite: {said}); check the file and "
+                        "its folder, or give the journal another path")
+
+
+def _free_bytes(folder: Path) -> float:
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return math.inf
+    return stats.f_bavail * stats.f_frsize
+
+
+def _not_a_journal(path: Path, what: str) -> JournalError:
+    return JournalError(path, "not_a_journal", f"path is not a journal: {str(path)!r} {what}; give the journal a "
+                        "path of its own")
 
 
 def _switch_to_wal(connection: sqlite3.Connection) -> str:
@@ -576,12 +655,10 @@ def _is_new(connection: sqlite3.Connection, path: Path) -> bool:
     if application_id == 0 and tables == 0:
         return True
     if application_id != _APPLICATION_ID:
-        raise ValueError(f"path is not a journal: {str(path)!r} is a SQLite database of another program")
+        raise _not_a_journal(path, "is a SQLite database of another program")
     if version != _FORMAT_VERSION:
-        raise ValueError(
-            f"path {str(path)!r} is a journal of format version {version}; "
-            f"this pocket_parallel reads version {_FORMAT_VERSION}"
-        )
+        raise _not_a_journal(path, f"is a journal of format version {version}, and this pocket_parallel reads "
+                             f"version {_FORMAT_VERSION}")
     return False
 
 
@@ -597,9 +674,9 @@ def _create(connection: sqlite3.Connection, identity: str) -> None:
 def _check_identity_of(connection: sqlite3.Connection, path: Path, identity: str) -> None:
     row = connection.execute("SELECT value FROM journal_meta WHERE name = 'identity'").fetchone()
     if row is None:
-        raise ValueError(f"path is not a journal: {str(path)!r} has no identity record")
+        raise _not_a_journal(path, "has no identity record")
     if row[0] != identity:
         raise JournalMismatchError(
-            f"journal {str(path)!r} was written with identity {row[0]!r}, not {identity!r}: give "
+            path, f"journal {str(path)!r} was written with identity {row[0]!r}, not {identity!r}: give "
             f"this workload its own path (or delete the file to start over)"
         )

@@ -21,6 +21,7 @@ import asyncio
 import math
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, TypeVar
@@ -34,7 +35,7 @@ from pocketflow import (
 
 from ._engine import ItemFailed, Slot, run_batch
 from ._validate import check_bool, check_int, check_limit, check_optional_seconds, check_real
-from .journal import Journal
+from .journal import Journal, JournalError
 from .limits.ratelimit import RateLimiter
 from .limits.retry import Backoff
 from .limits.settings import check_backoff, check_max_per_minute, check_max_tokens_per_minute
@@ -144,29 +145,53 @@ def _run_state(obj: Any) -> _RunState:
 
 
 class _JournalRecorder:
-    """Tells a journal of every item that ends, the moment it ends, under that item's key."""
+    """Tells a journal of every item that ends, the moment it ends, under that item's key.
 
-    def __init__(self, journal: Journal, keys: list[str]) -> None:
-        self.journal, self.keys = journal, keys
+    A write the journal refuses (a full disk, say) does not stop the batch: the item keeps
+    its outcome, and ``outcomes`` notes that it was not saved.
+    """
+
+    def __init__(self, journal: Journal, keys: list[str], outcomes: Outcomes) -> None:
+        self.journal, self.keys, self.outcomes = journal, keys, outcomes
+        self.problem: JournalError | None = None
 
     def succeeded(self, index: int, value: Any) -> None:
-        self.journal.record_result(self.keys[index], value, position=index)
+        self._saved(index, lambda: self.journal.record_result(self.keys[index], value, position=index))
 
     def failed(self, index: int, failure: Failure) -> None:
-        self.journal.record_failure(self.keys[index], failure.error, failure.attempts, position=index)
+        self._saved(index, lambda: self.journal.record_failure(self.keys[index], failure.error, failure.attempts,
+                                                               position=index))
+
+    def _saved(self, index: int, write: Callable[[], bool]) -> None:
+        try:
+            write()
+        except JournalError as error:
+            self.outcomes._not_saved(index)
+            self.problem = self.problem or error
+
+    def report(self) -> None:
+        """Warn once if some outcomes could not be written."""
+        if self.problem is not None:
+            warnings.warn(f"{len(self.outcomes.not_saved)} of this run's outcomes were not saved in the journal: "
+                          f"{self.problem}. They are in the results, and .outcomes.not_saved lists their items.",
+                          RuntimeWarning, stacklevel=2)
 
 
 @contextmanager
-def _journaled(owner: Any, setting: Any, items: list[Any]) -> Iterator[tuple[dict[int, Any], _JournalRecorder | None]]:
+def _journaled(owner: Any, setting: Any, outcomes: Outcomes) -> Iterator[tuple[dict[int, Any], _JournalRecorder | None]]:
     """The items a journal already answered (by index), and a recorder for the rest; opens and closes a path."""
     if setting is None:
         yield {}, None
         return
     journal = setting if isinstance(setting, Journal) else Journal(setting, identity=_identity(owner))
     try:
-        keys = [journal.key_of(item) for item in items]  # an item without a key fails before any call is paid
+        keys = [journal.key_of(item) for item in outcomes.items]  # an item without a key fails before any call
         answered = journal.answered(keys)
-        yield {i: answered[key] for i, key in enumerate(keys) if key in answered}, _JournalRecorder(journal, keys)
+        recorder = _JournalRecorder(journal, keys, outcomes)
+        try:
+            yield {i: answered[key] for i, key in enumerate(keys) if key in answered}, recorder
+        finally:
+            recorder.report()
     finally:
         if journal is not setting:
             journal.close()
@@ -382,7 +407,11 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       (failures are retried). After a crash at any point nothing finished is lost, and at
       most the calls that were in flight are paid again. Items are keyed by their content
       (:func:`~pocket_parallel.journal.item_key`; give a ``Journal(path, identity, key=...)``
-      to choose keys); a journal written by another node class is refused.
+      to choose keys). A journal that cannot be used (another node class's, read-only,
+      damaged...) raises :class:`~pocket_parallel.journal.JournalError` before any call;
+      if the disk fills during the run, the answers stay in the results,
+      ``node.outcomes.not_saved`` lists the items whose outcome was not written, and a
+      ``RuntimeWarning`` says so.
     - ``collect_failures``: False (the default, as PocketFlow) raises the first error that
       survives all retries and ``exec_fallback_async``, after cancelling the other items
       (and raises ``DeadlineExceeded`` when the deadline passes); True keeps going and
@@ -492,7 +521,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
                     raise ItemFailed(Failure(item, DeadlineExceeded(), runner.attempts)) from None
                 raise
 
-        with _journaled(self, _check_journal(self.journal), outcomes.items) as (answered, recorder):
+        with _journaled(self, _check_journal(self.journal), outcomes) as (answered, recorder):
             return await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going,
                                    deadline=deadline, answered=answered, recorder=recorder)
 
@@ -561,7 +590,7 @@ class BoundedParallelBatchFlow(AsyncParallelBatchFlow):
                 await rate.acquire()
             await self._orch_async(shared, {**self.params, **params})
 
-        with _journaled(self, _check_journal(self.journal), outcomes.items) as (answered, recorder):
+        with _journaled(self, _check_journal(self.journal), outcomes) as (answered, recorder):
             await run_batch(outcomes.items, one, outcomes, limit=limit, keep_going=keep_going, deadline=deadline,
                             answered=answered, recorder=recorder)
         return await self.post_async(shared, batch, None)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _format
+from .redaction import redact, safe_repr, safe_str
 
 Status = Literal["pending", "ok", "failed", "cancelled"]
 _STATUSES: tuple[str, ...] = ("ok", "failed", "cancelled", "pending")
@@ -34,12 +35,14 @@ class DeadlineExceeded(TimeoutError):
         super().__init__("the batch deadline passed before this item finished" + (f" ({detail})" if detail else ""))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Failure:
     """An item whose every attempt failed: kept, never dropped.
 
     ``item`` is what was being processed, ``error`` the exception of its last attempt and
-    ``attempts`` how many attempts it had.
+    ``attempts`` how many attempts it had. Its ``str`` and ``repr`` mask anything that looks
+    like a credential in the error (:func:`~pocket_parallel.redaction.redact`), and show the
+    item even when the item's own ``repr`` raises.
     """
 
     item: Any
@@ -48,10 +51,11 @@ class Failure:
 
     def __str__(self) -> str:
         tries = "attempt" if self.attempts == 1 else "attempts"
-        return f"{self.item!r} failed after {self.attempts} {tries}: {type(self.error).__name__}: {self.error}"
+        error = redact(safe_str(self.error))
+        return f"{safe_repr(self.item)} failed after {self.attempts} {tries}: {type(self.error).__name__}: {error}"
 
     def __repr__(self) -> str:
-        item = _format.clip(repr(self.item), 60)
+        item = _format.clip(safe_repr(self.item), 60)
         return f"<Failure {item} after {_format.plural(self.attempts, 'attempt')}: {type(self.error).__name__}>"
 
 
@@ -60,13 +64,15 @@ class Outcomes:
 
     Each item is ``"pending"`` until it ends ``"ok"`` (with its result), ``"failed"`` (with
     a :class:`Failure`) or ``"cancelled"`` (the run was stopped before it finished). After
-    an interrupted run, :attr:`succeeded` still holds every result that was finished.
+    an interrupted run, :attr:`succeeded` still holds every result that was finished. With a
+    journal, :attr:`not_saved` lists the items whose outcome the journal could not write.
     """
 
     def __init__(self, items: Iterable[Any]) -> None:
         self.items: list[Any] = list(items)
         self._status: list[Status] = ["pending"] * len(self.items)
         self._values: list[Any] = [None] * len(self.items)
+        self._unsaved: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -100,6 +106,14 @@ class Outcomes:
         """The items not finished yet (empty once the run has ended, however it ended)."""
         return [item for item, status, _ in self._each() if status == "pending"]
 
+    @property
+    def not_saved(self) -> list[Any]:
+        """The items that ended while their outcome could not be written to the journal (a full disk, say), in input order.
+
+        Their results and failures are here as usual; a re-run with the journal sends them again.
+        """
+        return [self.items[index] for index in sorted(self._unsaved)]
+
     def counts(self) -> dict[str, int]:
         """How many items are ok, failed, cancelled and pending."""
         return {status: self._status.count(status) for status in _STATUSES}  # type: ignore[arg-type]
@@ -114,6 +128,8 @@ class Outcomes:
         """One line: how many of the items ended which way."""
         counts = self.counts()
         parts = [f"{counts[s]} {s}" for s in _STATUSES if counts[s] or s in ("ok", "failed")]
+        if self._unsaved:
+            parts.append(f"{len(self._unsaved)} not saved in the journal")
         return f"{len(self)} items: " + ", ".join(parts)
 
     def __repr__(self) -> str:
@@ -127,6 +143,10 @@ class Outcomes:
 
     def _each(self) -> Iterable[tuple[Any, Status, Any]]:
         return zip(self.items, self._status, self._values)
+
+    def _not_saved(self, index: int) -> None:
+        """Note that the item at ``index`` ended but the journal could not write its outcome."""
+        self._unsaved.add(index)
 
     def _record(self, index: int, status: Status, value: Any = None) -> None:
         """Settle a pending item (the batch engine's job; an item settles once)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from pocket_parallel import run
-from tests.processes import descendants, kill, open_sockets
+from tests.processes import descendants, kill, multiprocessing_helpers, open_sockets
 
 _GRACE = 5.0  # seconds a stopped server, cluster or kernel may take to finish going away
 
@@ -42,6 +43,28 @@ def _cached_loop_sockets() -> set[str]:
     return found
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that forks this process while it runs threads: the child can deadlock on a lock one held.
+
+    Python 3.12+ warns then, but cannot raise (the fork has happened), so the warning is caught
+    here; every other warning goes on to pytest as usual.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        result = yield
+    forked = False
+    for warning in caught:
+        if "is multi-threaded, use of fork()" in str(warning.message):
+            forked = True
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                                   source=warning.source)
+    if forked:
+        pytest.fail("this test forked the process while it ran threads: start process pools with "
+                    "multiprocessing.get_context('forkserver') or 'spawn'", pytrace=False)
+    return result
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a thread, a child process or a socket of its own behind."""
@@ -52,7 +75,9 @@ def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     deadline = time.monotonic() + _GRACE
     while True:
         new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
-        new_children = {pid: command for pid, command in descendants().items() if pid not in children}
+        helpers = multiprocessing_helpers()  # a process pool's fork server lives as long as this process, by design
+        new_children = {pid: command for pid, command in descendants().items()
+                        if pid not in children and pid not in helpers}
         new_sockets = open_sockets() - sockets - _cached_loop_sockets()
         if not (new_threads or new_children or new_sockets) or time.monotonic() > deadline:
             break

@@ -58,6 +58,14 @@ def process_group(pgid: int) -> dict[int, str]:
     return {pid: command for pid, (_, group, command) in _live_processes().items() if group == pgid}
 
 
+def multiprocessing_helpers() -> set[int | None]:
+    """multiprocessing's fork server and resource tracker: started once, by design they live as long as this process."""
+    from multiprocessing import forkserver, resource_tracker
+
+    return {getattr(forkserver._forkserver, "_forkserver_pid", None),
+            getattr(resource_tracker._resource_tracker, "_pid", None)}
+
+
 def kill(pids: dict[int, str] | list[int]) -> None:
     """SIGKILL each of ``pids``, ignoring those already gone."""
     for pid in pids:

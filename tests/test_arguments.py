@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 import pytest
 
@@ -72,3 +73,62 @@ def test_the_three_commands_share_one_latency_range():
 
 def test_the_cluster_timeout_takes_a_day_as_cluster_run_does():
     assert cluster_parser().parse_args(["--timeout", "86400"]).timeout == 86_400.0
+
+
+# Every flag of the three commands that takes free text rather than a number.
+TEXT_FLAGS = {"--host", "--model", "--scheduler", "--server", "--plot", "--cap", "--algorithm", "--allow-origin", "--profile"}
+ABSURD = ["1e-320", "1e10", "-1e10", "nan", "inf", "-inf", "9" * 5000, "1" + "0" * 400, "0x10", "1_000", " ", "1e"]
+
+
+def _numeric_actions(parser):
+    return [action for action in parser._actions
+            if action.option_strings and action.type is not None and action.option_strings[0] not in TEXT_FLAGS]
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_every_numeric_flag_takes_its_number_through_the_shared_types(command):
+    parser = PARSERS[command]()
+    flags = {action.option_strings[0] for action in parser._actions if action.option_strings} - {"-h", "--help"}
+    numeric = _numeric_actions(parser)
+    untyped = {action.option_strings[0] for action in parser._actions
+               if action.option_strings and action.type is None and action.nargs != 0 and action.choices is None}
+    assert untyped <= TEXT_FLAGS, f"flags read as plain text: {untyped - TEXT_FLAGS}"
+    assert flags == {a.option_strings[0] for a in numeric} | (flags & TEXT_FLAGS) | {
+        a.option_strings[0] for a in parser._actions if a.option_strings and a.nargs == 0} - {"-h"}
+    for action in numeric:
+        assert action.type.__module__ == "pocket_parallel._arguments", action.option_strings
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+@pytest.mark.parametrize("value", ABSURD, ids=lambda v: v if len(v) < 20 else f"{len(v)} characters")
+def test_absurd_values_of_every_numeric_flag_are_refused_or_within_bounds(command, value, capsys):
+    parser = PARSERS[command]()
+    for action in _numeric_actions(parser):
+        flag = action.option_strings[0]
+        try:
+            parsed = getattr(parser.parse_args([f"{flag}={value}"]), action.dest)
+        except SystemExit as exited:
+            assert exited.code == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert err[-1].startswith(f"{parser.prog}: error: argument {flag}: must be"), err[-1]
+            assert len(err[-1]) < 300  # one short line, whatever the value's length
+            continue
+        # Accepted: a finite number within the shared bounds, or "no limit".
+        assert parsed is None and value in ("inf",) or (
+            isinstance(parsed, (int, float)) and math.isfinite(parsed) and 0 <= parsed <= arg.MAX_PER_MINUTE), (flag, value)
+
+
+def test_the_demo_with_a_tiny_latency_exits_2_instead_of_dividing_by_zero(capsys):
+    from pocket_parallel.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--latency", "1e-320", "--virtual"])
+    assert exited.value.code == 2 and "--latency" in capsys.readouterr().err
+
+
+def test_the_cluster_refuses_ten_billion_items_before_starting_anything(capsys):
+    from pocket_parallel.cluster.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--items", "10000000000"])
+    assert exited.value.code == 2 and "--items: must be an integer in [1, 1,000,000]" in capsys.readouterr().err

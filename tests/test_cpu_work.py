@@ -3,6 +3,7 @@ and the two measures of jobs computing at once (peak_computing, overlap_seconds)
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import sys
@@ -112,7 +113,8 @@ def test_peak_and_overlap_refuse_what_is_not_a_measured_job(bad):
 
 
 def test_measured_runs_in_a_worker_process_and_names_it():
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    # forkserver, not fork: this process runs threads, and a forked child can deadlock on their locks.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         result = pool.submit(count_primes_measured, 100).result()
     assert result.value == 25 and result.worker != os.getpid()
 

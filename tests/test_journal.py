@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pocket_parallel import run
-from pocket_parallel.journal import Journal, JournalMismatchError, RecordedFailure, item_key
+from pocket_parallel.journal import Journal, JournalError, JournalMismatchError, RecordedFailure, item_key
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT = 120  # seconds; a child still running then is killed and the test fails
@@ -430,7 +430,8 @@ def test_a_journal_of_another_workload_is_refused_and_left_alone(tmp_path):
         Journal(path, "myproject.Translate")
     message = str(raised.value)
     assert "'myproject.Summarize:v1'" in message and "'myproject.Translate'" in message and str(path) in message
-    assert isinstance(raised.value, ValueError)
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, JournalError)
+    assert raised.value.kind == "mismatch" and raised.value.path == path
     with Journal(path, "myproject.Summarize:v1") as journal:
         assert journal.answered(["a"]) == {"a": "summary"}
 
@@ -471,9 +472,9 @@ def _future_journal(folder: Path) -> Path:
     [
         (lambda d: d / "missing" / "journal.sqlite", FileNotFoundError, "path's folder does not exist"),
         (lambda d: d, IsADirectoryError, "path must be a journal file, not a folder"),
-        (_text_file, ValueError, "path is not a journal: .* is not a SQLite database"),
-        (_other_sqlite, ValueError, "path is not a journal: .* SQLite database of another program"),
-        (_future_journal, ValueError, "path .* is a journal of format version 99; .* reads version 1"),
+        (_text_file, JournalError, "path is not a journal: .* is not a SQLite database; give the journal a path"),
+        (_other_sqlite, JournalError, "path is not a journal: .* SQLite database of another program"),
+        (_future_journal, JournalError, "path .* is a journal of format version 99, and .* reads version 1"),
         (lambda d: ":memory:", ValueError, "path must name a file on disk"),
         (lambda d: "", ValueError, "path must name a file on disk"),
         (lambda d: 42, TypeError, "path must be a str or a path"),

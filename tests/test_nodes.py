@@ -896,13 +896,14 @@ def test_after_sigkill_a_rerun_pays_only_for_what_was_not_answered(tmp_path, sha
     n, limit = 200, 10
     journal, log = tmp_path / "batch.sqlite", tmp_path / "calls.log"
     root = Path(__file__).resolve().parent.parent
-    child = subprocess.Popen([sys.executable, "-m", "tests.journal_child", str(journal), str(log), str(n), str(limit)],
-                             cwd=root, start_new_session=True)
+    hold = int(share * n)  # after that many answers the child's calls hang until it is killed
+    child = subprocess.Popen([sys.executable, "-m", "tests.journal_child", str(journal), str(log), str(n), str(limit),
+                              str(hold)], cwd=root, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:  # kill it once the share of answers has arrived
             answered = log.read_text().count("end ") if log.exists() else 0
-            if answered >= share * n or child.poll() is not None:
+            if answered >= hold or child.poll() is not None:
                 break
             assert time.monotonic() < deadline, "the child never got that far"
             time.sleep(0.005)

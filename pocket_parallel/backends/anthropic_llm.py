@@ -81,6 +81,7 @@ class AnthropicLLM(OfficialClientLLM[anthropic.AsyncAnthropic, anthropic.Anthrop
     url_example = "server.url"
     answer_kind = "Message"
     usage_keys = ("input_tokens", "output_tokens")
+    client_errors = (anthropic.APIError,)
 
     def __init__(
         self,

@@ -23,8 +23,12 @@ numbers attempts; ``call(prompt)`` is the blocking twin of ``await llm(prompt)``
 **The environment.** :func:`read_endpoint` reads a base URL, a key and a model name from
 environment variables; a key alone never sends the course's calls to a paid service.
 
-**The key** is never shown: not in ``repr``, not in any message of these modules. The errors
-a call raises are the official client's own; they carry its request and response.
+**The key** is never shown: not in ``repr``, not in any message or error of these modules,
+not as the password of a URL (:mod:`pocket_parallel.redaction` masks them all). The errors a
+call raises are the official client's own, carrying its response, with their messages masked
+and their chain of causes dropped (the transport's errors carry the request's headers, key
+included); an error of the transport itself becomes a
+:class:`~pocket_parallel.redaction.TransportError` saying what it said, masked.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from .._validate import check_choice, check_int, check_optional_seconds, check_prompt, check_url
 from ..clock import is_virtual
+from ..redaction import clean_error, redact, redact_url, url_secrets
 from ..trace import CallRecord, Outcome
 from .recorded import RecordedCalls
 
@@ -95,7 +100,7 @@ class Endpoint:
 
     def __repr__(self) -> str:
         key = "set" if self.api_key else "not set"
-        return f"Endpoint(base_url={self.base_url!r}, model={self.model!r}, api_key {key})"
+        return f"Endpoint(base_url={redact_url(self.base_url)!r}, model={self.model!r}, api_key {key})"
 
 
 def read_endpoint(environ: Mapping[str, str] | None, base_url_variable: str, api_key_variable: str,
@@ -162,6 +167,8 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
     #: What the API calls its answer, and the ``usage`` counts :attr:`last_usage` keeps.
     answer_kind: ClassVar[str]
     usage_keys: ClassVar[tuple[str, ...]]
+    #: The client's own error classes: a call raises them as they are, masked (see :mod:`~pocket_parallel.redaction`).
+    client_errors: ClassVar[tuple[type[BaseException], ...]]
 
     def __init__(
         self,
@@ -174,6 +181,9 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
         transport: Transport = "aiohttp",
     ) -> None:
         check_url("base_url", base_url, self.url_example)
+        if url_secrets(base_url):  # the client would log it, and send it in a header of its own
+            raise ValueError(f"base_url must not hold credentials (user:password@); give the key as api_key, or in "
+                             f"{self.api_key_variable}; got {redact_url(base_url)!r}")
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"model must be a non-empty model name such as {LOCAL_MODEL!r}; got {model!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
@@ -209,7 +219,8 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
         if self.transport != "aiohttp":
             options += f", transport={self.transport!r}"
         key = "set" if self.__api_key != NO_KEY else "not set"
-        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}{options}; api_key {key})"
+        return (f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, model={self.model!r}{options}; "
+                f"api_key {key})")
 
     def _settings(self) -> list[tuple[str, Any]]:
         """The settings ``repr`` shows after the model when they are not None (a subclass adds its own)."""
@@ -295,8 +306,14 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
         """The endpoint's answer to ``prompt`` (the content of one user message)."""
         prompt = check_prompt(prompt)
         client = await self.client()
+        failure: BaseException | None = None
         with self._recording(prompt, asyncio.get_running_loop().time):
-            raw = await client.post(self.path, cast_to=bytes, body=self._body(prompt))
+            try:
+                raw = await client.post(self.path, cast_to=bytes, body=self._body(prompt))
+            except Exception as error:
+                failure = self._cleaned(error)
+            if failure is not None:
+                raise failure  # outside the except block: the transport's error is not chained to it
         return self._text(raw)
 
     def call(self, prompt: str) -> str:
@@ -304,17 +321,28 @@ class OfficialClientLLM(RecordedCalls, ABC, Generic[AsyncClientT, BlockingClient
         prompt = check_prompt(prompt)
         if self._blocking is None:
             self._blocking = self._new_blocking_client(self._options())
+        failure: BaseException | None = None
         with self._recording(prompt, time.monotonic):
-            raw = self._blocking.post(self.path, cast_to=bytes, body=self._body(prompt))
+            try:
+                raw = self._blocking.post(self.path, cast_to=bytes, body=self._body(prompt))
+            except Exception as error:
+                failure = self._cleaned(error)
+            if failure is not None:
+                raise failure
         return self._text(raw)
+
+    def _cleaned(self, error: Exception) -> BaseException:
+        """``error`` with no key in its message and no transport error behind it (see :mod:`~pocket_parallel.redaction`)."""
+        return clean_error(error, [self.__api_key], keep=self.client_errors)
 
     def _text(self, raw: bytes) -> str:
         """The answer's text in the raw body of a response; keeps its usage in :attr:`last_usage`."""
         try:
             answer = json.loads(raw)
             text = self._read(answer)
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise ValueError(f"the endpoint's answer is not a {self.answer_kind}: {raw[:200]!r}") from error
+        except (ValueError, KeyError, IndexError, TypeError):
+            shown = redact(repr(raw[:200]), [self.__api_key])
+            raise ValueError(f"the endpoint's answer is not a {self.answer_kind}: {shown}") from None
         usage = answer.get("usage")
         if isinstance(usage, dict):
             self.last_usage = {key: int(usage.get(key) or 0) for key in self.usage_keys}

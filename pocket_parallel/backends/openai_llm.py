@@ -12,7 +12,9 @@ per event loop, the call records, the blocking twin, the key never shown) is in
 **The environment.** A learner with an endpoint of their own sets ``OPENAI_BASE_URL`` (e.g.
 ``https://api.openai.com/v1``), ``OPENAI_API_KEY`` and ``POCKET_PARALLEL_MODEL`` (the model
 name, e.g. ``gpt-4o-mini``); :func:`environment_endpoint` reads them, and
-:meth:`OpenAILLM.from_environment` builds a backend for them.
+:meth:`OpenAILLM.from_environment` builds a backend for them. A key is never shown: not in
+``repr``, not in any message or error of this module, not as the password of a URL
+(:mod:`pocket_parallel.redaction` masks them all).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class OpenAILLM(OfficialClientLLM[openai.AsyncOpenAI, openai.OpenAI]):
 
     ``await llm(prompt)`` returns the answer's text. Errors are the client's own
     (``openai.RateLimitError``, ``openai.InternalServerError``, ``openai.APITimeoutError``...),
-    carrying the response, so :class:`~pocket_parallel.Backoff` reads their ``retry-after``.
+    carrying the response, so :class:`~pocket_parallel.Backoff` reads their ``retry-after``;
+    their messages are masked and their chain of causes dropped, since the transport's errors
+    carry the request's headers. An error of the transport itself (aiohttp's, say) becomes a
+    :class:`~pocket_parallel.redaction.TransportError` (a ``ConnectionError``) saying what it
+    said, masked.
     ``llm.call(prompt)`` is the blocking twin. :attr:`trace` and :attr:`stats` record every
     call as the client saw it (one record per call, however many attempts the client made
     inside it); :attr:`last_usage` is the ``usage`` of the latest answer. Use it on the real
@@ -76,6 +82,7 @@ class OpenAILLM(OfficialClientLLM[openai.AsyncOpenAI, openai.OpenAI]):
     url_example = "server.base_url"
     answer_kind = "chat.completion"
     usage_keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    client_errors = (openai.APIError,)
 
     def _new_client(self, options: dict[str, Any]) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(**options, **self._transport(lambda: openai.DefaultAioHttpClient()))

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from typing import Any, TextIO
 
 from .. import _arguments as arg
+from ..journal import JournalError
 from .chunks import CAP_MODES
 from .runner import DEFAULT_LEASE_TIMEOUT, MAX_LOCAL_WORKERS
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         return _run(args, out)
     except (ValueError, TypeError) as error:  # a combination only the library can judge
         p.error(str(error))
-    except (OSError, RuntimeError, TimeoutError, asyncio.TimeoutError) as error:  # two classes before Python 3.11
+    except (OSError, RuntimeError, TimeoutError, asyncio.TimeoutError, JournalError) as error:  # two before 3.11
         print(f"the run could not finish: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 

@@ -31,8 +31,11 @@ def read_stats(url: str) -> dict[str, Any]:
 
 
 def reset_stats(url: str) -> None:
-    """Zero the server's counters (``POST /stats/reset``); refused by the server while calls are in flight."""
-    request = urllib.request.Request(server_root(url) + "/stats/reset", data=b"", method="POST")
+    """Zero the server's counters (``POST /stats/reset``, with no body); refused by the server while calls are in flight.
+
+    The server's limits are not refilled: only the program that owns the server can do that.
+    """
+    request = urllib.request.Request(server_root(url) + "/stats/reset", method="POST")
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT):
             pass

@@ -14,10 +14,15 @@ stalls), streams at the time-per-token pace, and counts everything it sees (``GE
   ``/v1/chat/completions``; ``anthropic.Anthropic(base_url=server.url)`` (or
   ``ANTHROPIC_BASE_URL`` set to ``server.url``) posts to ``/v1/messages``.
 
+It serves the learner's own programs only: web pages other than this machine's own are
+refused, refilling the limits over HTTP takes the admin token it prints at start, and a
+client that does not send a whole request within 10 s is cut off.
+
 Modules, one idea each: :mod:`.settings` (what it simulates), :mod:`.service` (the
-API-neutral service every endpoint runs), :mod:`.stats` (its counters), :mod:`.app` (the
-HTTP routes, on ``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the
-command line), and for each API:
+API-neutral service every endpoint runs), :mod:`.stats` (its counters), :mod:`.guard` (who
+may use it), :mod:`.connections` (deadlines on connections), :mod:`.app` (the HTTP routes,
+on ``aiohttp.web``), :mod:`.local` (:class:`LocalServer`), :mod:`.cli` (the command line),
+and for each API:
 
 - OpenAI's: :mod:`.chat_request` (reading and checking a request),
   :mod:`.openai_responses` (its bodies and errors), :mod:`.errors` (its error bodies);

@@ -33,14 +33,13 @@ parser reads each part of the body once: linear in its size.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .anthropic_errors import AnthropicApiError, invalid_request
-from .json_body import MalformedBody, json_kind, read_json_object
+from .json_body import MalformedBody, clip, describe, read_json_object
 from .service import ServiceRequest
 
 #: Every key of the official client's ``MessageCreateParams`` (what ``messages.create`` takes),
@@ -127,13 +126,13 @@ def parse_messages_request(raw: bytes) -> MessagesRequest:
     model = body["model"]
     if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL_NAME:
         raise invalid_request(f"model: expected a non-empty string of at most {MAX_MODEL_NAME} characters, "
-                              f"got {_show(model)}")
+                              f"got {describe(model)}")
     max_tokens = _integer(body["max_tokens"], "max_tokens", 1, MAX_TOKENS)
     thinking = _thinking(body, max_tokens)
     _sampling(body, thinking)
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
-        raise invalid_request(f"stream: expected a boolean, got {_show(stream)}")
+        raise invalid_request(f"stream: expected a boolean, got {describe(stream)}")
     _metadata(body.get("metadata"))
     system = list(_system(body.get("system")))
     prompt, turns = _messages(body["messages"])
@@ -149,7 +148,7 @@ def _thinking(body: dict[str, Any], max_tokens: int) -> ThinkingSettings | None:
     if kind not in ("enabled", "adaptive", "disabled"):
         raise invalid_request("thinking: expected {\"type\": \"enabled\", \"budget_tokens\": N} with N >= "
                               f"{MIN_THINKING_BUDGET}, {{\"type\": \"adaptive\"}} or {{\"type\": \"disabled\"}}; "
-                              f"got {_show(thinking)}")
+                              f"got {describe(thinking)}")
     assert isinstance(thinking, dict)
     allowed = {"enabled": {"type", "budget_tokens", "display"}, "adaptive": {"type", "display"}}.get(kind, {"type"})
     _no_extra(thinking, allowed, f"thinking.{kind}.")
@@ -157,7 +156,7 @@ def _thinking(body: dict[str, Any], max_tokens: int) -> ThinkingSettings | None:
         return None
     display = thinking.get("display")
     if display not in (None, "summarized", "omitted"):
-        raise invalid_request(f"thinking.{kind}.display: expected \"summarized\" or \"omitted\", got {_show(display)}")
+        raise invalid_request(f"thinking.{kind}.display: expected \"summarized\" or \"omitted\", got {describe(display)}")
     if kind == "adaptive":
         return ThinkingSettings(None, display == "omitted")
     if "budget_tokens" not in thinking:
@@ -190,12 +189,12 @@ def _metadata(metadata: Any) -> None:
     if metadata is None:
         return
     if not isinstance(metadata, dict):
-        raise invalid_request(f"metadata: expected an object such as {{\"user_id\": \"...\"}}, got {_show(metadata)}")
+        raise invalid_request(f"metadata: expected an object such as {{\"user_id\": \"...\"}}, got {describe(metadata)}")
     _no_extra(metadata, ("user_id",), "metadata.")
     user_id = metadata.get("user_id")
     if user_id is not None and (not isinstance(user_id, str) or len(user_id) > MAX_USER_ID):
         raise invalid_request(f"metadata.user_id: expected a string of at most {MAX_USER_ID} characters, "
-                              f"got {_show(user_id)}")
+                              f"got {describe(user_id)}")
 
 
 def _system(system: Any) -> Iterator[str]:
@@ -205,7 +204,7 @@ def _system(system: Any) -> Iterator[str]:
         yield system
         return
     if not isinstance(system, list):
-        raise invalid_request(f"system: expected a string or a list of text blocks, got {_show(system)}")
+        raise invalid_request(f"system: expected a string or a list of text blocks, got {describe(system)}")
     for index, block in enumerate(system):
         yield _text_block(block, f"system.{index}")
 
@@ -213,7 +212,7 @@ def _system(system: Any) -> Iterator[str]:
 def _messages(messages: Any) -> tuple[str, list[str]]:
     """The last user turn's text, and every turn's text in order."""
     if not isinstance(messages, list):
-        raise invalid_request(f"messages: expected a list of messages, got {_show(messages)}")
+        raise invalid_request(f"messages: expected a list of messages, got {describe(messages)}")
     if not 1 <= len(messages) <= MAX_MESSAGES:
         raise invalid_request(f"messages: expected between 1 and {MAX_MESSAGES} messages, got {len(messages)}")
     prompt: str | None = None
@@ -222,11 +221,11 @@ def _messages(messages: Any) -> tuple[str, list[str]]:
     for index, message in enumerate(messages):
         where = f"messages.{index}"
         if not isinstance(message, dict):
-            raise invalid_request(f"{where}: expected an object with \"role\" and \"content\", got {_show(message)}")
+            raise invalid_request(f"{where}: expected an object with \"role\" and \"content\", got {describe(message)}")
         _no_extra(message, ("role", "content"), f"{where}.")
         role = message.get("role")
         if role not in ROLES:
-            raise invalid_request(f"{where}.role: expected \"user\" or \"assistant\", got {_show(role)}")
+            raise invalid_request(f"{where}.role: expected \"user\" or \"assistant\", got {describe(role)}")
         if "content" not in message:
             raise invalid_request(f"{where}.content: Field required")
         text, empty = _content(message["content"], f"{where}.content", role)
@@ -246,7 +245,7 @@ def _content(content: Any, where: str, role: str) -> tuple[str, bool]:
     if isinstance(content, str):
         return content, content == ""
     if not isinstance(content, list):
-        raise invalid_request(f"{where}: expected a string or a list of content blocks, got {_show(content)}")
+        raise invalid_request(f"{where}: expected a string or a list of content blocks, got {describe(content)}")
     pieces = []
     for index, block in enumerate(content):
         at = f"{where}.{index}"
@@ -262,12 +261,12 @@ def _content(content: Any, where: str, role: str) -> tuple[str, bool]:
 def _text_block(block: Any, at: str) -> str:
     if not isinstance(block, dict) or block.get("type") != "text":
         raise invalid_request(f"{at}: this server reads text blocks, {{\"type\": \"text\", \"text\": \"...\"}} "
-                              f"(and thinking blocks handed back in assistant turns); got {_show(block)}")
+                              f"(and thinking blocks handed back in assistant turns); got {describe(block)}")
     _no_extra(block, _TEXT_BLOCK_KEYS, f"{at}.text.")
     text = block.get("text")
     if not isinstance(text, str) or not text:
         raise invalid_request(f"{at}.text.text: expected a non-empty string (text content blocks must be "
-                              f"non-empty), got {_show(text)}")
+                              f"non-empty), got {describe(text)}")
     return text
 
 
@@ -276,14 +275,14 @@ def _handed_back(block: dict[str, Any], kind: str, at: str) -> None:
     _no_extra(block, {"type", *fields}, f"{at}.{kind}.")
     for field in fields:
         if not isinstance(block.get(field), str):
-            raise invalid_request(f"{at}.{kind}.{field}: expected a string, got {_show(block.get(field))}")
+            raise invalid_request(f"{at}.{kind}.{field}: expected a string, got {describe(block.get(field))}")
 
 
 def _no_extra(value: dict[str, Any], allowed: Collection[str], prefix: str) -> None:
     """Refuse the first key (in sorted order) of ``value`` not in ``allowed``, as Anthropic does: by its path."""
     extra = min((key for key in value if key not in allowed), default=None)
     if extra is not None:
-        raise invalid_request(f"{prefix}{_clip(extra)}: Extra inputs are not permitted")
+        raise invalid_request(f"{prefix}{clip(extra)}: Extra inputs are not permitted")
 
 
 def _stop_sequences(stops: Any) -> tuple[str, ...]:
@@ -291,18 +290,18 @@ def _stop_sequences(stops: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(stops, list) or len(stops) > MAX_STOP_SEQUENCES:
         raise invalid_request(f"stop_sequences: expected a list of at most {MAX_STOP_SEQUENCES} strings (this "
-                              f"server's bound), got {_show(stops)}")
+                              f"server's bound), got {describe(stops)}")
     for index, stop in enumerate(stops):
         if not isinstance(stop, str) or not stop:
-            raise invalid_request(f"stop_sequences.{index}: expected a non-empty string, got {_show(stop)}")
+            raise invalid_request(f"stop_sequences.{index}: expected a non-empty string, got {describe(stop)}")
     return tuple(stops)
 
 
 def _integer(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_request(f"{name}: expected an integer in [{low}, {high}], got {_show(value)}")
+        raise invalid_request(f"{name}: expected an integer in [{low}, {high}], got {describe(value)}")
     if not low <= value <= high:
-        raise invalid_request(f"{name}: expected an integer in [{low}, {high}], got {_show(value)}")
+        raise invalid_request(f"{name}: expected an integer in [{low}, {high}], got {describe(value)}")
     return value
 
 
@@ -311,28 +310,8 @@ def _number(value: Any, name: str, low: float, high: float) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
-        raise invalid_request(f"{name}: expected a number in [{low:g}, {high:g}], got {_show(value)}")
+        raise invalid_request(f"{name}: expected a number in [{low:g}, {high:g}], got {describe(value)}")
     return float(value)
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _show(value: Any) -> str:
-    """A short picture of a JSON value for a message, costing no more than a glance whatever its size or depth."""
-    if isinstance(value, dict):
-        keys = ", ".join(json.dumps(_clip(key)) for key in list(value)[:4])
-        return f"object with keys {keys}{', ...' if len(value) > 4 else ''}" if value else "empty object"
-    if isinstance(value, list):
-        return f"array of {len(value)} item{'' if len(value) == 1 else 's'}"
-    if isinstance(value, str):
-        return f"string {json.dumps(_clip(value))}"
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 40:
-        return "number of more than 40 digits"
-    if value is None:
-        return "null"
-    return f"{json_kind(value)} {json.dumps(value)}"
 
 
 __all__ = ["AnthropicApiError", "KNOWN_PARAMETERS", "MessagesRequest", "ThinkingSettings", "parse_messages_request"]

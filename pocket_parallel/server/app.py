@@ -11,7 +11,12 @@
   seconds, or ``x-should-retry: false`` for a request larger than the limit itself.
 - ``GET /v1/models``: the one model served.
 - ``GET /stats``: the counters (:class:`~pocket_parallel.server.stats.ServerStats`), the
-  settings and the limits; ``POST /stats/reset`` zeroes the counters and refills the limits.
+  settings and the limits; ``POST /stats/reset`` zeroes the counters (never the limits).
+- ``POST /admin/reset``: zeroes the counters and refills the limits, with the admin token only.
+
+Every request passes the :class:`~pocket_parallel.server.guard.RequestGuard` first and the
+connection deadlines of :mod:`~pocket_parallel.server.connections`; every error, whoever
+raises it, is rendered in its route's shape (Anthropic's under ``/v1/messages``, OpenAI's elsewhere).
 
 Every response of the completions route, refused or not, carries the ``x-ratelimit-*``
 headers of the per-minute limits that are set. Any other path gets a 404 and any other
@@ -38,7 +43,9 @@ from . import openai_responses as openai
 from .anthropic_request import parse_messages_request
 from .anthropic_response import MessageReply, StreamEvent, message_events, message_id, render_message
 from .chat_request import ChatRequest, parse_chat_request
+from .connections import whole_request
 from .errors import ApiError
+from .guard import RequestGuard
 from .service import Busy, ChatService, Faulted, ServiceCall
 
 SERVICE = web.AppKey("service", ChatService)
@@ -46,6 +53,8 @@ SERVICE = web.AppKey("service", ChatService)
 MESSAGES_PATH = "/v1/messages"
 # The id of the request being answered, as Anthropic's errors quote it.
 REQUEST_ID = web.RequestKey("request_id", str)
+REQUEST_NUMBER = web.RequestKey("request_number", int)
+GUARD = web.AppKey("guard", RequestGuard)
 # The handler tasks answering a completion right now, and the numbers of the responses.
 ACTIVE: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("active", set)
 NUMBERS: web.AppKey[itertools.count[int]] = web.AppKey("numbers", itertools.count)
@@ -54,9 +63,11 @@ MAX_BODY = 1024 * 1024
 _log = logging.getLogger(__name__)
 
 
-def make_app(service: ChatService) -> web.Application:
-    """The aiohttp application serving ``service``."""
-    app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY)
+def make_app(service: ChatService, guard: RequestGuard | None = None) -> web.Application:
+    """The aiohttp application serving ``service``, behind ``guard`` (a loopback-only one if None)."""
+    guard = guard or RequestGuard(service.settings.host)
+    app = web.Application(middlewares=[_errors_as_json, guard.middleware(), whole_request], client_max_size=MAX_BODY)
+    app[GUARD] = guard
     active: set[asyncio.Task[Any]] = set()
     numbers: itertools.count[int] = itertools.count(1)
     app[SERVICE] = service
@@ -67,6 +78,7 @@ def make_app(service: ChatService) -> web.Application:
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
     app.router.add_post("/stats/reset", _reset)
+    app.router.add_post("/admin/reset", _admin_reset)
     app.router.add_get("/", _index)
     return app
 
@@ -93,6 +105,9 @@ def _error(error: ApiError, request: web.Request | None = None) -> web.Response:
 
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.method == "POST" and request.path == MESSAGES_PATH:  # numbered first: even a 413 quotes its id
+        number = next(request.app[NUMBERS])
+        request[REQUEST_NUMBER], request[REQUEST_ID] = number, f"req_{number}"
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -103,7 +118,7 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
             raise
         message = {
             404: f"Invalid URL ({request.method} {request.path}): this server serves POST /v1/chat/completions, "
-                 "POST /v1/messages, GET /v1/models, GET /stats and POST /stats/reset.",
+                 "POST /v1/messages, GET /v1/models, GET /stats, POST /stats/reset and POST /admin/reset.",
             405: f"Method {request.method} is not allowed on {request.path}.",
             413: f"Request body too large: at most {MAX_BODY} bytes.",
         }.get(error.status, error.reason)
@@ -178,9 +193,7 @@ async def _stream(request: web.Request, chat: ChatRequest, call: ServiceCall, nu
 async def _messages(request: web.Request) -> web.StreamResponse:
     """Anthropic's Messages API: a ``Message`` (or its events, each token at its time), or Anthropic's error."""
     service = request.app[SERVICE]
-    numbers = request.app[NUMBERS]
-    number = next(numbers)
-    request[REQUEST_ID] = f"req_{number}"
+    number = request[REQUEST_NUMBER]
     try:
         messages = parse_messages_request(await request.read())
     except ApiError as error:
@@ -254,12 +267,23 @@ async def _stats(request: web.Request) -> web.Response:
 
 
 async def _reset(request: web.Request) -> web.Response:
+    service = _reset_service(request, refill_limits=False)
+    return _json(service.stats.to_json())
+
+
+async def _admin_reset(request: web.Request) -> web.Response:
+    request.app[GUARD].require_admin(request)
+    service = _reset_service(request, refill_limits=True)
+    return _json({**service.stats.to_json(), "limits": service.quota.limits()})
+
+
+def _reset_service(request: web.Request, *, refill_limits: bool) -> ChatService:
     service = request.app[SERVICE]
     try:
-        service.reset()
+        service.reset(refill_limits=refill_limits)
     except Busy as busy:
         raise ApiError(409, str(busy), code="requests_in_flight") from None
-    return _json(service.stats.to_json())
+    return service
 
 
 async def _index(request: web.Request) -> web.Response:
@@ -269,5 +293,5 @@ async def _index(request: web.Request) -> web.Response:
         "model": service.settings.model,
         "simulates": service.settings.describe(),
         "endpoints": ["POST /v1/chat/completions", "POST /v1/messages", "GET /v1/models", "GET /stats",
-                      "POST /stats/reset"],
+                      "POST /stats/reset", "POST /admin/reset"],
     })

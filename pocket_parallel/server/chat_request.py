@@ -15,12 +15,12 @@ know, or a known one of the wrong type or out of range.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ApiError, bad_request
+from .json_body import MalformedBody, describe, read_json_object
 from .service import ServiceRequest
 
 #: Every parameter of OpenAI's Chat Completions request (openai-python's ``CompletionCreateParams``).
@@ -60,15 +60,13 @@ class ChatRequest:
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """The :class:`ChatRequest` in a raw body, or an :class:`ApiError` (400) saying what is wrong."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        body = read_json_object(raw)
+    except MalformedBody as error:
         raise bad_request(
-            f"We could not parse the JSON body of your request ({error}). The body must be a JSON object "
-            "such as {\"model\": \"...\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}.",
+            f"We could not parse the JSON body of your request: {error}. The body must be a JSON object such as "
+            "{\"model\": \"...\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}.",
             code="invalid_json",
         ) from None
-    if not isinstance(body, dict):
-        raise bad_request(f"The request body must be a JSON object; got a JSON {_kind(body)}.", code="invalid_json")
     unknown = sorted(set(body) - KNOWN_PARAMETERS)
     if unknown:
         raise bad_request(f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0],
@@ -77,14 +75,14 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if "model" not in body:
         raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model.strip():
-        raise bad_request(f"Invalid type for 'model': expected a non-empty string, but got {_show(model)}.",
+        raise bad_request(f"Invalid type for 'model': expected a non-empty string, but got {describe(model)}.",
                           param="model", code="invalid_type")
     stream = _optional_bool(body, "stream")
     include_usage = False
     options = body.get("stream_options")
     if options is not None:
         if not isinstance(options, dict):
-            raise bad_request(f"Invalid type for 'stream_options': expected an object, but got {_show(options)}.",
+            raise bad_request(f"Invalid type for 'stream_options': expected an object, but got {describe(options)}.",
                               param="stream_options", code="invalid_type")
         if not stream:
             raise bad_request("The 'stream_options' parameter is only allowed when 'stream' is true.",
@@ -93,7 +91,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     max_tokens = _token_limit(body)
     n = body.get("n")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n != 1):
-        raise bad_request(f"Invalid 'n': this server returns one choice per request, so n must be 1; got {_show(n)}.",
+        raise bad_request(f"Invalid 'n': this server returns one choice per request, so n must be 1; got {describe(n)}.",
                           param="n")
     for name, high in (("temperature", 2.0), ("top_p", 1.0)):
         _optional_number(body, name, 0.0, high)
@@ -109,7 +107,7 @@ def _prompt(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     messages = body["messages"]
     if not isinstance(messages, list):
         raise bad_request(f"Invalid type for 'messages': expected an array of message objects, but got "
-                          f"{_show(messages)}.", param="messages", code="invalid_type")
+                          f"{describe(messages)}.", param="messages", code="invalid_type")
     if not messages:
         raise bad_request("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
                           "empty array instead.", param="messages", code="empty_array")
@@ -118,12 +116,12 @@ def _prompt(body: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise bad_request(f"Invalid type for '{where}': expected an object, but got {_show(message)}.",
+            raise bad_request(f"Invalid type for '{where}': expected an object, but got {describe(message)}.",
                               param=where, code="invalid_type")
         role = message.get("role")
         if role not in ROLES:
             raise bad_request(f"Invalid value for '{where}.role': expected one of {', '.join(map(repr, ROLES))}, "
-                              f"but got {_show(role)}.", param=f"{where}.role")
+                              f"but got {describe(role)}.", param=f"{where}.role")
         text = _text(message.get("content"), f"{where}.content", required=role == "user")
         texts.append(text)
         if role == "user":
@@ -141,13 +139,13 @@ def _text(content: Any, where: str, *, required: bool) -> str:
         return ""
     if not isinstance(content, list):
         raise bad_request(f"Invalid type for '{where}': expected a string or an array of content parts, but got "
-                          f"{_show(content)}.", param=where, code="invalid_type")
+                          f"{describe(content)}.", param=where, code="invalid_type")
     pieces = []
     for index, part in enumerate(content):
         at = f"{where}[{index}]"
         if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
             raise bad_request(f"Invalid '{at}': this server reads text parts only, "
-                              "{\"type\": \"text\", \"text\": \"...\"}; " f"got {_show(part)}.", param=at)
+                              "{\"type\": \"text\", \"text\": \"...\"}; " f"got {describe(part)}.", param=at)
         pieces.append(part["text"])
     return "\n".join(pieces)
 
@@ -157,7 +155,7 @@ def _optional_bool(body: dict[str, Any], name: str, param: str | None = None) ->
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise bad_request(f"Invalid type for '{param or name}': expected a boolean, but got {_show(value)}.",
+        raise bad_request(f"Invalid type for '{param or name}': expected a boolean, but got {describe(value)}.",
                           param=param or name, code="invalid_type")
     return value
 
@@ -169,7 +167,7 @@ def _token_limit(body: dict[str, Any]) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
-            raise bad_request(f"Invalid type for '{name}': expected an integer, but got {_show(value)}.",
+            raise bad_request(f"Invalid type for '{name}': expected an integer, but got {describe(value)}.",
                               param=name, code="invalid_type")
         if not 1 <= value <= MAX_TOKENS:
             raise bad_request(f"Invalid '{name}': integer below minimum value or above maximum value. Expected a "
@@ -184,21 +182,11 @@ def _optional_number(body: dict[str, Any], name: str, low: float, high: float) -
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise bad_request(f"Invalid type for '{name}': expected a number, but got {_show(value)}.",
+        raise bad_request(f"Invalid type for '{name}': expected a number, but got {describe(value)}.",
                           param=name, code="invalid_type")
     if not low <= value <= high:
         raise bad_request(f"Invalid '{name}': expected a number in [{low:g}, {high:g}], but got {value!r}.",
                           param=name, code="decimal_out_of_range")
-
-
-def _kind(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number")
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value)
-    return f"{_kind(value)} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 __all__ = ["ApiError", "ChatRequest", "KNOWN_PARAMETERS", "parse_chat_request"]

@@ -1,7 +1,9 @@
 """The command line: ``python -m pocket_parallel.server --port 8000 --profile openai`` or ``--latency 0.5 --rpm 60``.
 
-Prints the server's URL once it listens, serves until Ctrl-C (or SIGTERM), then stops
-cleanly with status 0. A bad flag prints the usage line and a message naming the flag, and
+Prints the server's URL once it listens, and the admin token that refills its limits over
+HTTP (``POST /admin/reset``), serves until Ctrl-C (or SIGTERM), then stops cleanly with
+status 0. Web pages other than this machine's own are refused unless ``--allow-origin``
+names them (:mod:`~pocket_parallel.server.guard`). A bad flag prints the usage line and a message naming the flag, and
 exits with status 2; an address that cannot be listened on exits with status 1.
 """
 
@@ -17,6 +19,7 @@ from typing import TextIO
 from .. import _arguments as arg
 from ..service.profiles import PROFILE_NAMES
 from ..service.quota import ALGORITHMS
+from .guard import check_origin
 from .local import LocalServer
 from .settings import DEFAULT_MODEL, LOOPBACK, ServerSettings
 
@@ -81,12 +84,20 @@ def parser() -> argparse.ArgumentParser:
     add("--algorithm", choices=ALGORITHMS, default=_GIVEN,
         help="how per-minute limits are counted (default token_bucket, refilled continuously)")
     add("--model", default=DEFAULT_MODEL, help=f"model name the server answers as (default {DEFAULT_MODEL})")
+    add("--allow-origin", dest="allow_origins", metavar="ORIGIN", action="append", default=[], type=_origin,
+        help="also serve requests from the web page at ORIGIN (e.g. http://192.168.1.5:8888; '*' for any); "
+             "repeat for more. Default: this machine's own pages only, as Ollama does")
     return p
 
 
 #: Each flag's attribute on the parsed arguments, by setting name (where they differ).
 _ATTRIBUTES = {"requests_per_minute": "rpm", "tokens_per_minute": "tpm", "input_tokens_per_minute": "input_tpm",
                "output_tokens_per_minute": "output_tpm"}
+def _origin(text: str) -> str:
+    try:
+        return check_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("allow_origin must be", "must be")) from None
 
 
 def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> ServerSettings:
@@ -105,9 +116,9 @@ def settings_from(argv: Sequence[str] | None, p: argparse.ArgumentParser) -> Ser
         raise  # pragma: no cover - p.error exits
 
 
-async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
-    """Serve until SIGINT or SIGTERM, announcing the URL once listening."""
-    server = LocalServer.from_settings(settings)
+async def serve(settings: ServerSettings, out: TextIO = sys.stdout, allow_origins: Sequence[str] = ()) -> None:
+    """Serve until SIGINT or SIGTERM, announcing the URL and the admin token once listening."""
+    server = LocalServer.from_settings(settings, allow_origins)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -120,6 +131,8 @@ async def serve(settings: ServerSettings, out: TextIO = sys.stdout) -> None:
         print(f"  OpenAI base URL: {server.base_url}   counters: {server.url}/stats", file=out)
         print(f"  Anthropic base URL (ANTHROPIC_BASE_URL): {server.url}", file=out)
         print(f"  simulating: {settings.describe()}", file=out)
+        print(f"  admin token: {server.admin_token}  (POST /admin/reset with 'Authorization: Bearer <token>' "
+              "zeroes the counters and refills the limits)", file=out)
         print("  Ctrl-C stops it.", file=out, flush=True)
         await stop.wait()
         stats = server.stats()
@@ -132,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     settings = settings_from(argv, p)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, allow_origins=p.parse_args(argv).allow_origins))
     except KeyboardInterrupt:
         return 0
     except OSError as error:

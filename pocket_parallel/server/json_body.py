@@ -37,11 +37,11 @@ def read_json_object(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise MalformedBody("the body is not UTF-8 text") from None
     except RecursionError:
-        raise MalformedBody("the body nests arrays or objects too deeply") from None
+        raise MalformedBody("the body is nested too deeply (arrays or objects inside one another)") from None
     except json.JSONDecodeError as error:
         raise MalformedBody(f"the body is not valid JSON ({error})") from None
     except ValueError:  # Python's guard against converting very long integers
-        raise MalformedBody("the body holds a number of more than 4,300 digits") from None
+        raise MalformedBody("an integer in it has more than 4,300 digits, more digits than this server reads") from None
     if not isinstance(body, dict):
         raise MalformedBody(f"the body must be a JSON object; got a JSON {json_kind(body)}")
     return body
@@ -52,4 +52,25 @@ def json_kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
-__all__ = ["MalformedBody", "json_kind", "read_json_object"]
+def describe(value: Any, width: int = 40) -> str:
+    """A short picture of a decoded JSON value for an error message, costing a glance whatever its size or depth."""
+    if isinstance(value, dict):
+        keys = ", ".join(json.dumps(clip(key, width)) for key in list(value)[:4])
+        return f"object with keys {keys}{', ...' if len(value) > 4 else ''}" if value else "empty object"
+    if isinstance(value, list):
+        return f"array of {len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, str):
+        return f"string {json.dumps(clip(value, width))}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** width:
+        return f"number of more than {width} digits"
+    if value is None:
+        return "null"
+    return f"{json_kind(value)} {json.dumps(value)}"
+
+
+def clip(text: str, width: int = 40) -> str:
+    """``text``, cut to ``width`` characters with an ellipsis when longer."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+__all__ = ["MalformedBody", "clip", "describe", "json_kind", "read_json_object"]

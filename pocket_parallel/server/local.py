@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -28,6 +29,8 @@ from aiohttp import web
 
 from ..service.settings import settings_from, takes_settings
 from .app import SERVICE, cancel_active, make_app
+from .connections import ConnectionWatch
+from .guard import RequestGuard
 from .service import ChatService
 from .settings import ServerSettings
 from .stats import ServerStats
@@ -45,17 +48,25 @@ class LocalServer:
     ``input_tokens_per_minute``, ``output_tokens_per_minute``, ``algorithm``, ``quantum``,
     ``slots``), its timing (``ttft``, ``tpot``, ``answer_tokens``), a ``profile``, and
     ``host``, ``port`` and ``model``: where it listens and the model name it answers as.
+    ``allow_origins`` lists the web pages it serves besides this machine's own (see
+    :mod:`~pocket_parallel.server.guard`: by default, no other).
 
     Start it with ``with`` (a thread of its own) or ``async with`` (the running loop), or
     with :meth:`start` / :meth:`astart` and stop it with :meth:`stop` / :meth:`astop`. While
     it runs, :attr:`url` is its address (the base URL an Anthropic client takes, as
     ``ANTHROPIC_BASE_URL``), :attr:`base_url` the one an OpenAI client takes,
-    :meth:`stats` its counters and :meth:`reset` zeroes them between experiments.
+    :meth:`stats` its counters and :meth:`reset` zeroes them and refills the limits between
+    experiments (over HTTP, refilling takes :attr:`admin_token`).
     """
 
-    @takes_settings(ServerSettings)
-    def __init__(self, *args: Any, **settings: Any) -> None:
+    @takes_settings(ServerSettings, allow_origins=())
+    def __init__(self, *args: Any, allow_origins: Iterable[str] = (), **settings: Any) -> None:
         self.settings: ServerSettings = settings_from(ServerSettings, "LocalServer", args, settings)
+        if isinstance(allow_origins, str):
+            raise TypeError(f"allow_origins must be a list of origins, such as ['http://192.168.1.5:8888']; "
+                            f"got the str {allow_origins!r}")
+        self._guard = RequestGuard(self.settings.host, allow_origins)
+        self._watch: ConnectionWatch | None = None
         self._mode: Literal["thread", "loop"] | None = None
         self._runner: web.AppRunner | None = None
         self._service: ChatService | None = None
@@ -65,9 +76,10 @@ class LocalServer:
         self._stopping: asyncio.Event | None = None
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings) -> LocalServer:
-        """A server simulating ``settings`` (as the command line builds them)."""
-        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)})
+    def from_settings(cls, settings: ServerSettings, allow_origins: Iterable[str] = ()) -> LocalServer:
+        """A server simulating ``settings`` (as the command line builds them), serving ``allow_origins`` too."""
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)},
+                   allow_origins=allow_origins)
 
     def __repr__(self) -> str:
         where = f"running at {self.url}" if self.running else "stopped"
@@ -92,6 +104,11 @@ class LocalServer:
         """``http://127.0.0.1:PORT``: where it listens, and the base URL an Anthropic client takes."""
         host = self.settings.host
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def admin_token(self) -> str:
+        """The token ``POST /admin/reset`` needs (``Authorization: Bearer <token>``); made at random for each server."""
+        return self._guard.admin_token
 
     @property
     def base_url(self) -> str:
@@ -194,7 +211,7 @@ class LocalServer:
         return stats
 
     def reset(self) -> None:
-        """Zero the counters and attempt numbers and refill the limits (as ``POST /stats/reset``).
+        """Zero the counters and attempt numbers and refill the limits (as ``POST /admin/reset``).
 
         Refused (:class:`~pocket_parallel.server.service.Busy`, a RuntimeError) while requests are in flight.
         """
@@ -225,24 +242,31 @@ class LocalServer:
 
     async def _open(self) -> None:
         service = ChatService(self.settings)
-        runner = web.AppRunner(make_app(service), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        watch = ConnectionWatch()
+        runner = web.AppRunner(make_app(service, self._guard), access_log=None, handler_cancellation=True,
+                               shutdown_timeout=1.0, keepalive_timeout=watch.idle_timeout)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.settings.host, self.settings.port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
+            assert runner.server is not None  # made by setup()
+            self._port = await watch.listen(runner.server, self.settings.host, self.settings.port)
         except BaseException:
+            watch.close()
             await runner.cleanup()
             raise
-        self._runner, self._service = runner, service
+        self._runner, self._service, self._watch = runner, service, watch
+        self._guard.warn_if_unchecked()
 
     async def _close(self) -> None:
-        runner = self._runner
-        self._runner = self._service = self._port = None
+        runner, watch = self._runner, self._watch
+        self._runner = self._service = self._port = self._watch = None
+        if watch is not None:
+            watch.close()
         if runner is not None:
             if runner.app is not None:
                 await cancel_active(runner.app)
             await runner.cleanup()
+        if watch is not None:
+            await watch.wait_closed()
 
 
 __all__ = ["LocalServer", "SERVICE"]

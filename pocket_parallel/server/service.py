@@ -165,13 +165,19 @@ class ChatService:
         """One call for ``request``: use it with ``async with`` (see the module's docstring)."""
         return ServiceCall(self, request)
 
-    def reset(self) -> None:
-        """Zero the counters and attempt numbers and refill the limits; :class:`Busy` while requests are in flight."""
+    def reset(self, *, refill_limits: bool = True) -> None:
+        """Zero the counters and attempt numbers, and refill the limits unless told not to.
+
+        :class:`Busy` while requests are in flight.
+        """
         if self.stats.in_flight:
             raise Busy(f"Cannot reset while {self.stats.in_flight} request(s) are in flight: wait for them to "
                                "end (a stalled request ends when its client disconnects).")
         self.stats = ServerStats()
-        self.provider.reset()
+        if refill_limits:
+            self.provider.reset()
+        else:
+            self.attempts.clear()
 
 
 class ServiceCall:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -30,9 +30,12 @@ MAX_LATENCY = 86_400.0
 #: Time per output token at most a minute.
 MAX_TPOT = 60.0
 
+#: Prompts whose attempts :class:`AttemptNumbers` keeps count of at once; the oldest is forgotten first.
+MAX_COUNTED_PROMPTS = 100_000
+
 _STANDARD_NORMAL = NormalDist()
-_TRANSLATE = re.compile(r"^\s*translate(?:\s+(?:this|it))?\s+(?:in)?to\s+([^\n:]{1,40}?)\s*$", re.I)
-_SUMMARIZE = re.compile(r"^\s*summari[sz]e\b", re.I)
+# A language name, as "Translate to <language>: text" gives it, is at most this long.
+_MAX_LANGUAGE = 40
 
 
 def estimate_tokens(text: str) -> int:
@@ -53,17 +56,52 @@ def answer_to(prompt: str) -> str:
 
     ``"Translate to French: text"`` answers ``"[French] text"``; ``"Summarize: text"``
     answers ``"Summary (N words): text…"``; anything else ``"Answer to: prompt…"``.
+    Reading the prompt takes time in proportion to its length, whatever it holds.
     """
     instruction, colon, body = check_prompt(prompt).partition(":")
     body = body.strip()
     if colon and body:
-        translate = _TRANSLATE.match(instruction)
-        if translate:
-            return f"[{translate.group(1).strip()}] {body}"
-        if _SUMMARIZE.match(instruction):
+        language = _translation_target(instruction)
+        if language is not None:
+            return f"[{language}] {body}"
+        if _asks_for_summary(instruction):
             words = body.split()
             return f"Summary ({len(words)} words): {clip(body, 48)}"
     return f"Answer to: {clip(prompt, 60)}"
+
+
+# The two readers below use str.split and slices only: a regular expression with two
+# quantifiers over whitespace next to each other backtracks quadratically on a run of spaces.
+
+
+def _translation_target(instruction: str) -> str | None:
+    """The language in ``"translate [this|it] (to|into) <language>"`` (any case and spacing), else None."""
+    first = instruction.split(None, 1)
+    if len(first) < 2 or first[0].casefold() != "translate":
+        return None
+    rest = first[1].split(None, 1)
+    if len(rest) == 2 and rest[0].casefold() in ("this", "it"):
+        after = rest[1].split(None, 1)
+        if len(after) == 2 and after[0].casefold() in ("to", "into"):
+            return _language(after[1])
+    if len(rest) == 2 and rest[0].casefold() in ("to", "into"):
+        return _language(rest[1])
+    return None
+
+
+def _language(text: str) -> str | None:
+    """``text`` without its trailing space, if it is one line of 1 to 40 characters."""
+    name = text.rstrip()
+    if not name or len(name) > _MAX_LANGUAGE or "\n" in name:
+        return None
+    return name.strip()
+
+
+def _asks_for_summary(instruction: str) -> bool:
+    """Whether ``instruction`` starts (after any space) with the word "summarize" or "summarise"."""
+    head = instruction.lstrip()
+    word, following = head[:9], head[9:10]
+    return word.casefold() in ("summarize", "summarise") and not (following.isalnum() or following == "_")
 
 
 @dataclass(frozen=True)
@@ -280,21 +318,35 @@ class AttemptNumbers:
     caller cancelled leaves the count as it was, unless it had stalled: a stalled attempt is
     the service's fault, like a failure, so the caller's next try (after its timeout) is the
     next attempt, with fresh draws. The HTTP server numbers requests the same way.
+
+    What it keeps is bounded, whatever the callers send: a 16-byte digest per prompt (never
+    the prompt itself) for at most ``max_prompts`` prompts that failed last; beyond that the
+    prompt whose count changed longest ago is forgotten, and its next call is attempt 1.
     """
 
-    def __init__(self) -> None:
-        self._failed_in_a_row: dict[str, int] = {}
+    def __init__(self, max_prompts: int = MAX_COUNTED_PROMPTS) -> None:
+        self.max_prompts = check_int("max_prompts", max_prompts, low=1)
+        self._failed_in_a_row: OrderedDict[bytes, int] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many prompts have a count now (at most ``max_prompts``)."""
+        return len(self._failed_in_a_row)
 
     def next(self, prompt: str) -> int:
         """The attempt number the next call with ``prompt`` gets."""
-        return self._failed_in_a_row.get(prompt, 0) + 1
+        return self._failed_in_a_row.get(_digest(prompt), 0) + 1
 
     def ended(self, prompt: str, attempt: int, succeeded: bool) -> None:
         """Note how an attempt ended: a success resets the count, a failure or refusal raises it."""
+        key = _digest(prompt)
+        counts = self._failed_in_a_row
         if succeeded:
-            self._failed_in_a_row.pop(prompt, None)
-        else:
-            self._failed_in_a_row[prompt] = max(attempt, self._failed_in_a_row.get(prompt, 0))
+            counts.pop(key, None)
+            return
+        counts[key] = max(attempt, counts.get(key, 0))
+        counts.move_to_end(key)
+        while len(counts) > self.max_prompts:
+            counts.popitem(last=False)
 
     def settled(self, prompt: str, attempt: int, outcome: str, *, stalled: bool = False) -> None:
         """Note how a call ended by its outcome (``"ok"``, ``"cancelled"``, or a failure or refusal).
@@ -307,3 +359,8 @@ class AttemptNumbers:
     def clear(self) -> None:
         """Forget every count."""
         self._failed_in_a_row.clear()
+
+
+def _digest(prompt: str) -> bytes:
+    """A prompt's fixed-size stand-in: 16 bytes, whatever its length."""
+    return hashlib.blake2b(check_prompt(prompt).encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -173,11 +173,13 @@ class ServiceSettings:
 SETTINGS = tuple(field.name for field in dataclasses.fields(ServiceSettings))
 
 
-def takes_settings(settings_class: type, positional: int = 4) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def takes_settings(settings_class: type, positional: int = 4,
+                   **own: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give an ``__init__(self, *args, **settings)`` that passes everything to ``settings_class`` the signature it has.
 
     ``help()``, Jupyter's ``?`` and tab completion then show every setting, the first
-    ``positional`` of them positional, the rest keyword-only, with their defaults.
+    ``positional`` of them positional, the rest keyword-only, with their defaults; ``own``
+    names the keywords ``__init__`` keeps for itself, with their defaults, shown last.
     """
 
     def decorate(init: Callable[..., Any]) -> Callable[..., Any]:
@@ -185,6 +187,8 @@ def takes_settings(settings_class: type, positional: int = 4) -> Callable[[Calla
         for index, field in enumerate(dataclasses.fields(settings_class)):
             kind = inspect.Parameter.POSITIONAL_OR_KEYWORD if index < positional else inspect.Parameter.KEYWORD_ONLY
             parameters.append(inspect.Parameter(field.name, kind, default=field.default))
+        parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                       for name, default in own.items()]
         init.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         return init
 

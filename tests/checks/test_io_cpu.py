@@ -11,6 +11,7 @@ makes a wrong answer fail sooner; the solutions run with the check's own patienc
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -131,7 +132,7 @@ async def crunch_in_threads(crunch, numbers):
 
 
 async def crunch_with_blocking_pool_map(crunch, numbers):
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("forkserver")) as pool:
         return list(pool.map(crunch, numbers))
 
 

@@ -21,7 +21,7 @@ import pytest
 from pocket_parallel.cluster import AskOverHTTP, Cluster
 from pocket_parallel.journal import Journal
 from pocket_parallel.server import LocalServer
-from tests.processes import open_sockets
+from tests.processes import multiprocessing_helpers, open_sockets
 
 pytestmark = pytest.mark.shares_resources
 
@@ -32,14 +32,6 @@ LATENCY = 0.05
 def descendants() -> set[int]:
     """Every process started under this one (workers are grandchildren via the nanny or forkserver)."""
     return {child.pid for child in psutil.Process().children(recursive=True) if child.is_running()}
-
-
-def multiprocessing_helpers() -> set[int | None]:
-    """multiprocessing's fork server and resource tracker: started once, by design they live as long as this process."""
-    from multiprocessing import forkserver, resource_tracker
-
-    return {getattr(forkserver._forkserver, "_forkserver_pid", None),
-            getattr(resource_tracker._resource_tracker, "_pid", None)}
 
 
 def left_behind(before: set[int], timeout: float = 20.0) -> set[int]:

@@ -198,15 +198,18 @@ def test_stop_sequences_max_tokens_and_omitted_thinking():
     assert omitted.usage.output_tokens > 256 + estimate_tokens(text.text)  # the hidden thinking is charged
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
 def test_bad_requests_get_anthropics_400_counted_and_every_error_takes_its_routes_shape():
     with LocalServer(latency=0.01, requests_per_minute=600) as server, \
             httpx.Client(base_url=server.url, timeout=10) as http:
-        malformed = http.post("/v1/messages", content=b"{\"model\": ")
+        malformed = http.post("/v1/messages", content=b"{\"model\": ", headers=JSON_TYPE)
         missing = http.post("/v1/messages", json={"model": "m", "messages": user("hi")})
         no_route = http.post("/v1/messages/batches", json={})
         wrong_method = http.get("/v1/messages")
-        huge = http.post("/v1/messages", content=b"x" * (1024 * 1024 + 1))
-        openai_malformed = http.post("/v1/chat/completions", content=b"{\"model\": ")
+        huge = http.post("/v1/messages", content=b"x" * (1024 * 1024 + 1), headers=JSON_TYPE)
+        openai_malformed = http.post("/v1/chat/completions", content=b"{\"model\": ", headers=JSON_TYPE)
         openai_no_route = http.post("/v1/messagesx", json=chat_body())  # not under /v1/messages: OpenAI's shape
         stats = server.stats()
     for response, status, kind in ((malformed, 400, "invalid_request_error"), (missing, 400, "invalid_request_error"),

@@ -99,7 +99,7 @@ THINKING = {"type": "enabled", "budget_tokens": 2_000}
     (b"", "not valid JSON"),
     (b'{"model": "\xff"}', "not UTF-8"),
     (b"[1, 2]", "must be a JSON object; got a JSON array"),
-    (b"[" * 100_000 + b"]" * 100_000, "nests arrays or objects too deeply"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (b'{"model": "m", "max_tokens": ' + b"9" * 5_000 + b', "messages": []}', "more than 4,300 digits"),
     (b'{"model": "m", "max_tokens": 100, "temperature": NaN, "messages": []}', "NaN is not a JSON value"),
     (body(max_tokens=10 ** 60), r"max_tokens: expected an integer in \[1, 1000000\], got number of more than 40"),

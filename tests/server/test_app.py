@@ -25,13 +25,6 @@ def server():
         yield running
 
 
-@pytest.fixture
-def http(server):
-    server.reset()
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        yield client
-
-
 def test_a_chat_completion_has_openais_shape_and_simulated_llms_answer(http):
     prompt = "Translate to German: good morning"
     response = http.post("/v1/chat/completions", json=chat_body(prompt))
@@ -92,7 +85,7 @@ def test_unknown_routes_methods_and_huge_bodies_get_json_errors(http):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
     wrong = http.get("/v1/chat/completions")
     assert wrong.status_code == 405 and "GET" in wrong.json()["error"]["message"]
-    huge = http.post("/v1/chat/completions", content=b"x" * (2 * 1024 * 1024))
+    huge = http.post("/v1/chat/completions", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
     assert http.post("/v1/chat/completions", json=chat_body()).status_code == 200
 
