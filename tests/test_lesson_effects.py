@@ -104,6 +104,21 @@ def test_07b_a_kill_costs_at_most_the_calls_in_flight():
         assert claim in text
 
 
+def test_08_http_adds_to_the_schedule_streaming_brings_the_first_token_sooner_and_retries_multiply():
+    text = outputs(NOTEBOOKS["08"])
+    for api in ("openai", "anthropic"):
+        run = number(rf"{api}: ([\d.]+) s \(wall clock\) against", text)
+        planned = number(rf"{api}: [\d.]+ s \(wall clock\) against an in-order schedule of ([\d.]+) s", text)
+        assert planned <= run <= planned * 1.2, f"{api}: the prose says the run lands above its schedule by HTTP's cost"
+        assert f"of {planned:.2f} s; 12 requests, 0 refused, at most 4 at once" in text
+    first = number(r"the first token at ([\d.]+) s \(wall clock\)", text)
+    whole = number(r"the whole answer at ([\d.]+) s \(wall clock\)", text)
+    assert first * 2 <= whole, "the prose says the first words arrive well before the end"
+    slowest = number(r"whole answers from [\d.]+ s to ([\d.]+) s", text)
+    assert number(r"the batch's makespan: ([\d.]+) s", text) == slowest, "streamed or not, the slowest answer ends it"
+    assert re.findall(r"(\d+) requests for 2 node attempts", text) == ["6", "6", "2"]
+
+
 def test_09_the_processor_sets_the_pace_and_a_second_worker_helps_as_the_prose_says():
     text = outputs(NOTEBOOKS["09"])
     assert "the processor's work alone lasted longer than the calls' wait" in text

@@ -122,6 +122,30 @@ def test_a_stalled_call_ends_with_the_clients_timeout_and_frees_the_server():
     assert llm.stats.transient_errors == 1
 
 
+def test_max_tokens_is_sent_cuts_the_answer_and_is_what_an_openai_profile_charges():
+    # The openai profile charges every message plus max_tokens at admission, and 4,096 without one: at
+    # 60,000 tokens a minute, enforced per second (a bucket of 1,000), two calls at once fit only with one.
+    settings = {"profile": "openai", "tokens_per_minute": 60_000, "ttft": 0.01, "tpot": 0.00001, "seed": 2}
+    with LocalServer(**settings) as server:
+        capped = OpenAILLM(server.base_url, max_tokens=3, max_retries=0)
+
+        async def two_at_once(llm):
+            return await asyncio.gather(llm("Summarize: a"), llm("Summarize: b"), return_exceptions=True)
+
+        answers = run(two_at_once(capped))
+        capped_stats = server.stats()
+        server.reset()
+        uncapped = run(two_at_once(OpenAILLM(server.base_url, max_retries=0)))
+        uncapped_stats = server.stats()
+    assert [answer[:10] for answer in answers] == ["Summary (1"] * 2 and all(len(answer) == 12 for answer in answers)
+    assert capped.last_usage["completion_tokens"] == 3 and capped_stats.completion_tokens == 6
+    assert (capped_stats.ok, capped_stats.rate_limited) == (2, 0)
+    assert (uncapped_stats.ok, uncapped_stats.rate_limited) == (1, 1)
+    assert sum(isinstance(result, openai.RateLimitError) for result in uncapped) == 1
+    assert repr(capped) == (f"OpenAILLM(base_url={capped.base_url!r}, model='pocket-parallel-sim', max_tokens=3, "
+                            "max_retries=0; api_key not set)")
+
+
 def test_it_refuses_bad_settings():
     with pytest.raises(ValueError, match="base_url"):
         OpenAILLM("127.0.0.1:8000")
@@ -133,6 +157,9 @@ def test_it_refuses_bad_settings():
         OpenAILLM("http://x/v1", transport="carrier pigeon")
     with pytest.raises(ValueError, match="model"):
         OpenAILLM("http://x/v1", model="")
+    for bad in (0, -1, 1_000_001, 2.0, True, "400"):
+        with pytest.raises(ValueError, match=r"max_tokens must be an integer in \[1, 1000000\]"):
+            OpenAILLM("http://x/v1", max_tokens=bad)
 
 
 def test_the_key_is_never_shown():

@@ -23,6 +23,8 @@ from typing import Any
 
 import openai
 
+from .._arguments import MAX_TOKENS
+from .._validate import check_int
 from .official_client import LOCAL_MODEL, TRANSPORTS, Endpoint, OfficialClientLLM, Transport
 
 BASE_URL_VARIABLE = "OPENAI_BASE_URL"
@@ -42,6 +44,12 @@ class OpenAILLM(OfficialClientLLM[openai.AsyncOpenAI, openai.OpenAI]):
         The model name sent with each request (default: the local server's).
     api_key:
         The key, if the endpoint needs one (default: ``OPENAI_API_KEY`` if set). Never shown.
+    max_tokens:
+        The most tokens an answer may take (an integer in [1, 1000000]), sent as the request's
+        ``max_tokens``; None sends none. OpenAI charges a request's tokens per minute with
+        its messages plus ``max_tokens`` when it admits it (and a default when none is sent:
+        the course's ``openai`` profile charges 4,096), so keep it near what answers need.
+        (OpenAI's reasoning models take ``max_completion_tokens`` instead.)
     timeout:
         Seconds one HTTP attempt may take, > 0; None keeps the client's default (600 s).
     max_retries:
@@ -84,6 +92,23 @@ class OpenAILLM(OfficialClientLLM[openai.AsyncOpenAI, openai.OpenAI]):
     usage_keys = ("prompt_tokens", "completion_tokens", "total_tokens")
     client_errors = (openai.APIError,)
 
+    def __init__(
+        self,
+        base_url: str,
+        model: str = LOCAL_MODEL,
+        api_key: str | None = None,
+        *,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        transport: Transport = "aiohttp",
+    ) -> None:
+        super().__init__(base_url, model, api_key, timeout=timeout, max_retries=max_retries, transport=transport)
+        self.max_tokens = None if max_tokens is None else check_int("max_tokens", max_tokens, low=1, high=MAX_TOKENS)
+
+    def _settings(self) -> list[tuple[str, Any]]:
+        return [("max_tokens", self.max_tokens), *super()._settings()]
+
     def _new_client(self, options: dict[str, Any]) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(**options, **self._transport(lambda: openai.DefaultAioHttpClient()))
 
@@ -91,7 +116,10 @@ class OpenAILLM(OfficialClientLLM[openai.AsyncOpenAI, openai.OpenAI]):
         return openai.OpenAI(**options)
 
     def _body(self, prompt: str) -> dict[str, Any]:
-        return {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
+        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        return body
 
     def _read(self, answer: Any) -> str:
         content = answer["choices"][0]["message"]["content"]
