@@ -60,7 +60,8 @@ from pocket_parallel.server import LocalServer
 from pocket_parallel.service.model import estimate_tokens
 from pocket_parallel.service.provider import DEFAULT_MAX_TOKENS, CallRequest, SimulatedProvider
 
-from .machine import load_average
+from .machine import load_average, load_text
+from .standalone import run_alone
 
 #: AnthropicLLM's max_tokens here: every answer of the profiles (100 to 400 tokens) fits, and no more is reserved.
 ANTHROPIC_MAX_TOKENS = 400
@@ -464,10 +465,6 @@ def findings(results: LimitResults) -> list[str]:
     return lines
 
 
-def _load(load: tuple[float, float, float] | None) -> str:
-    return "unknown" if load is None else ", ".join(f"{x:.2f}" for x in load)
-
-
 def section(results: LimitResults) -> str:
     """This benchmark's part of the results file (Markdown)."""
     minutes, seconds = divmod(round(results.duration), 60)
@@ -481,8 +478,8 @@ def section(results: LimitResults) -> str:
         "answer); the allowed rate is what the tightest limit lets these requests through at (see "
         "`benchmarks/at_limit.py`). 429s are the server's count. "
         f"{results.plan.repetitions} run(s) per contender, ran on {results.date or 'an unknown date'}, took "
-        f"{minutes} min {seconds:02d} s; load average (1, 5, 15 min) {_load(results.load_start)} at its start, "
-        f"{_load(results.load_end)} at its end.",
+        f"{minutes} min {seconds:02d} s; load average (1, 5, 15 min) {load_text(results.load_start)} at its start, "
+        f"{load_text(results.load_end)} at its end.",
         "",
     ]
     for result in results.cases:
@@ -535,20 +532,8 @@ def from_json(data: dict[str, Any]) -> LimitResults:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.at_limit [--quick] [--json FILE]``: run this benchmark alone, print its section."""
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.at_limit", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N = {LIMIT_PLANS['quick'].cases[0].n} per profile")
-    parser.add_argument("--json", metavar="FILE", help="also save the raw numbers to FILE")
-    args = parser.parse_args(argv)
-    results = measure(LIMIT_PLANS["quick" if args.quick else "full"],
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
-    print(section(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(to_json(results), out, indent=1)
-    return 0
+    return run_alone("python -m benchmarks.at_limit", __doc__.splitlines()[0],
+                     f"N = {LIMIT_PLANS['quick'].cases[0].n} per profile", LIMIT_PLANS, measure, section, to_json, argv)
 
 
 if __name__ == "__main__":

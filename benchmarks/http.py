@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import gc
-import json
 import math
 import os
 import re
@@ -63,6 +62,7 @@ from pocket_parallel.experiment import AskEach
 from pocket_parallel.service.model import answer_to
 
 from .machine import load_average
+from .standalone import run_alone
 
 
 @dataclass(frozen=True)
@@ -608,19 +608,8 @@ def from_json(data: dict[str, Any]) -> HttpResults:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.http [--quick] [--json FILE]``: run the HTTP benchmark alone, print its section."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N = {HTTP_PLANS['quick'].n}, one repetition")
-    parser.add_argument("--json", metavar="FILE", help="also save the raw numbers to FILE")
-    args = parser.parse_args(argv)
-    results = measure(HTTP_PLANS["quick" if args.quick else "full"],
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
-    print(section(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(to_json(results), out, indent=1)
-    return 0
+    return run_alone("python -m benchmarks.http", __doc__.splitlines()[0],
+                     f"N = {HTTP_PLANS['quick'].n}, one repetition", HTTP_PLANS, measure, section, to_json, argv)
 
 
 if __name__ == "__main__":
