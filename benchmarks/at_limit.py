@@ -32,9 +32,9 @@ server's own provider model (:class:`~pocket_parallel.service.provider.Simulated
 
 **Calls per second achieved** is the steady rate at which answers arrive: the middle 80 % of
 the answers over the time between the 10th and the 90th percentile answer (so neither the
-first quantum's burst allowance nor the last calls' latency counts). 429s are the server's
-own count (``rate_limited``); failed calls are those that still failed after the client's
-retries. The server is reset between runs with :meth:`LocalServer.reset`.
+first quantum's burst allowance nor the last calls' latency counts), times the share of the
+calls answered. 429s are the server's own count (``rate_limited``); failed calls are those
+that still failed after the client's retries. The server is reset between runs with :meth:`LocalServer.reset`.
 """
 
 from __future__ import annotations
@@ -364,8 +364,8 @@ class LimitCell:
 
     @property
     def rate(self) -> float:
-        """Median steady answers per second."""
-        return statistics.median(r.rate for r in self.runs)
+        """Median steady answers per second, scaled by the share of calls answered (a failed call is no throughput)."""
+        return statistics.median(r.rate * r.answered / max(1, r.answered + r.failed) for r in self.runs)
 
 
 @dataclass(frozen=True)
@@ -475,7 +475,7 @@ def section(results: LimitResults) -> str:
         "30 s; every contender sends the same prompts through the same backend (`OpenAILLM`, or `AnthropicLLM` "
         f"with `max_tokens={ANTHROPIC_MAX_TOKENS}` on `anthropic`), the client's 2 retries kept. Calls/s is the "
         "steady rate of answers (the middle 80 % of them over the time between the 10th and 90th percentile "
-        "answer); the allowed rate is what the tightest limit lets these requests through at (see "
+        "answer), times the share of calls answered; the allowed rate is what the tightest limit lets these requests through at (see "
         "`benchmarks/at_limit.py`). 429s are the server's count. "
         f"{results.plan.repetitions} run(s) per contender, ran on {results.date or 'an unknown date'}, took "
         f"{minutes} min {seconds:02d} s; load average (1, 5, 15 min) {load_text(results.load_start)} at its start, "
@@ -496,7 +496,7 @@ def readme_bullet(results: LimitResults) -> str:
         parts.append(f"{result.case.profile} {ours.rate / result.allowed.rate:.2f} "
                      f"({_refused_share(ours):.0%} refused)")
     return ("At the limit, over real HTTP (N = " + f"{results.cases[0].case.n}" + " calls per profile): our node, "
-            "sized from the announced headers, reaches of the allowed rate " + "; ".join(parts)
+            "sized from the announced headers, reaches this fraction of the allowed rate: " + "; ".join(parts)
             + " (goal: 0.95 with at most 1 % refused; LangChain's, aiolimiter's and the chapter's pacing beside it "
             "in the results file).")
 
