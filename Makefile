@@ -102,13 +102,16 @@ demo: env
 serve: env
 	$(BIN)/python -m pocket_parallel.server --port $(SERVE_PORT) --seed 0 $(if $(SERVE_PROFILE),--profile $(SERVE_PROFILE),) $(SERVE_FLAGS)
 
+# BENCH_ONLY measures only some sections, e.g. make bench-quick BENCH_ONLY=http,at-limit (see --only in
+# benchmarks/run.py; a full run keeps the saved numbers of the others).
+BENCH_SECTIONS = $(if $(BENCH_ONLY),--only $(BENCH_ONLY),)
 # Full benchmark (about 10 min): rewrites benchmarks/results/latest.{md,png} and README's numbers.
 bench: env $(BENCH_STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --update-readme
+	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --update-readme $(BENCH_SECTIONS)
 
 # Small grid in under a minute: prints the table, writes nothing.
 bench-quick: env $(BENCH_STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --quick
+	MPLBACKEND=Agg $(BIN)/python -m benchmarks.run --quick $(BENCH_SECTIONS)
 
 # Student exercises (notebooks/exercises/) from the instructor notebooks (instructor/exercises/):
 # each solution becomes a stub with its hint; both kinds are re-executed and written byte-stable.

@@ -18,6 +18,12 @@ Contenders, each asking the same N prompts:
 - ``sdk``: the official ``AsyncOpenAI`` as anyone would use it (``chat.completions.create``,
   the client's default HTTP stack) under gather + Semaphore.
 - ``sdk_aiohttp``: the same with the client's aiohttp transport (``DefaultAioHttpClient``).
+- ``floor_anthropic``: the floor posting to Anthropic's ``/v1/messages`` instead (the floor of
+  the two ``AnthropicLLM`` rows).
+- ``node_anthropic`` and ``anthropic_llm``: the same as ``node`` and ``openai_llm`` over
+  ``AnthropicLLM`` (the official ``anthropic`` client, its aiohttp transport).
+- ``node_noop``: our node over an in-process LLM that only sleeps L: the node's own CPU per
+  call, with no HTTP at all (the server sees none of its calls).
 - ``cookbook``: written by us in the style of the OpenAI cookbook's parallel request processor:
   a queue of requests, a capacity that refills continuously and is checked every millisecond,
   a retry queue, no cap on calls in flight; sized by Little's law to C / L requests per second,
@@ -34,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import gc
-import json
 import math
 import os
 import re
@@ -51,11 +56,13 @@ from typing import Any
 import aiohttp
 from pocketflow import AsyncFlow
 
+from pocket_parallel.backends.anthropic_llm import AnthropicLLM
 from pocket_parallel.backends.openai_llm import OpenAILLM
 from pocket_parallel.experiment import AskEach
 from pocket_parallel.service.model import answer_to
 
 from .machine import load_average
+from .standalone import run_alone
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class HttpPlan:
 
 
 HTTP_PLANS = {
-    "full": HttpPlan("full"),
+    "full": HttpPlan("full", repetitions=5),
     "quick": HttpPlan("quick", n=300, repetitions=1),
 }
 
@@ -91,6 +98,8 @@ class HttpContender:
     ours: bool
     run: Run
     capped: bool = True  # whether it promises at most C in flight
+    floor: str = "floor"  # the contender whose client CPU it is set against
+    remote: bool = True  # whether its calls go to the server (checked there)
 
 
 def _prompts(n: int) -> list[str]:
@@ -101,39 +110,85 @@ def _body(prompt: str) -> dict[str, Any]:
     return {"model": "pocket-parallel-sim", "messages": [{"role": "user", "content": prompt}]}
 
 
-async def floor(url: str, n: int, limit: int, latency: float) -> list[str]:
-    """gather + Semaphore(C) over one shared aiohttp session."""
-    gate = asyncio.Semaphore(limit)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit)) as session:
-
-        async def one(prompt: str) -> str:
-            async with gate:
-                async with session.post(url + "/v1/chat/completions", json=_body(prompt)) as response:
-                    response.raise_for_status()
-                    answer: str = (await response.json())["choices"][0]["message"]["content"]
-                    return answer
-
-        return await asyncio.gather(*(one(p) for p in _prompts(n)))
+def _openai_text(answer: dict[str, Any]) -> str:
+    text: str = answer["choices"][0]["message"]["content"]
+    return text
 
 
-async def node(url: str, n: int, limit: int, latency: float) -> list[str]:
-    """Our bounded node over OpenAILLM."""
-    llm = OpenAILLM(url + "/v1")
+def _anthropic_text(answer: dict[str, Any]) -> str:
+    return "".join(block["text"] for block in answer["content"] if block["type"] == "text")
+
+
+def _floor(path: str, extra: dict[str, Any], read: Callable[[dict[str, Any]], str]) -> Run:
+    async def floor(url: str, n: int, limit: int, latency: float) -> list[str]:
+        """gather + Semaphore(C) over one shared aiohttp session, the JSON read by hand."""
+        gate = asyncio.Semaphore(limit)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit)) as session:
+
+            async def one(prompt: str) -> str:
+                async with gate:
+                    async with session.post(url + path, json={**_body(prompt), **extra}) as response:
+                        response.raise_for_status()
+                        return read(await response.json())
+
+            return await asyncio.gather(*(one(p) for p in _prompts(n)))
+
+    return floor
+
+
+floor = _floor("/v1/chat/completions", {}, _openai_text)
+floor_anthropic = _floor("/v1/messages", {"max_tokens": 1_024}, _anthropic_text)
+
+
+def _openai(url: str) -> OpenAILLM:
+    return OpenAILLM(url + "/v1")
+
+
+def _anthropic(url: str) -> AnthropicLLM:
+    return AnthropicLLM(url)
+
+
+async def _in_node(llm: Any, n: int, limit: int) -> list[str]:
     shared: dict[str, Any] = {"prompts": _prompts(n)}
     await AsyncFlow(start=AskEach(llm, max_concurrency=limit)).run_async(shared)
     answers: list[str] = shared["answers"]
     return answers
 
 
-async def openai_llm(url: str, n: int, limit: int, latency: float) -> list[str]:
-    """OpenAILLM under gather + Semaphore(C), no node."""
-    llm, gate = OpenAILLM(url + "/v1"), asyncio.Semaphore(limit)
+def _node(backend: Callable[[str], Any]) -> Run:
+    async def node(url: str, n: int, limit: int, latency: float) -> list[str]:
+        """Our bounded node over the backend."""
+        return await _in_node(backend(url), n, limit)
 
-    async def one(prompt: str) -> str:
-        async with gate:
-            return await llm(prompt)
+    return node
 
-    return await asyncio.gather(*(one(p) for p in _prompts(n)))
+
+def _bare(backend: Callable[[str], Any]) -> Run:
+    async def bare(url: str, n: int, limit: int, latency: float) -> list[str]:
+        """The backend under gather + Semaphore(C), no node."""
+        llm, gate = backend(url), asyncio.Semaphore(limit)
+
+        async def one(prompt: str) -> str:
+            async with gate:
+                answer: str = await llm(prompt)
+                return answer
+
+        return await asyncio.gather(*(one(p) for p in _prompts(n)))
+
+    return bare
+
+
+node, openai_llm = _node(_openai), _bare(_openai)
+
+
+async def node_noop(url: str, n: int, limit: int, latency: float) -> list[str]:
+    """Our node over an in-process LLM that only waits L: the node's own CPU, no HTTP."""
+
+    async def waiting(prompt: str) -> str:
+        await asyncio.sleep(latency)
+        return answer_to(prompt)
+
+    return await _in_node(waiting, n, limit)
 
 
 def _sdk(aiohttp_transport: bool) -> Run:
@@ -206,6 +261,14 @@ HTTP_CONTENDERS: tuple[HttpContender, ...] = (
     HttpContender("sdk", "official AsyncOpenAI, chat.completions.create, default HTTP stack", False, _sdk(False)),
     HttpContender("sdk_aiohttp", "official AsyncOpenAI, chat.completions.create, aiohttp transport", False, _sdk(True)),
     HttpContender("cookbook", "cookbook-style queue with capacity refill (ours, no cap)", False, cookbook, capped=False),
+    HttpContender("floor_anthropic", "asyncio.gather + Semaphore over aiohttp, Anthropic's /v1/messages (floor)", False,
+                  floor_anthropic),
+    HttpContender("node_anthropic", "BoundedParallelBatchNode + AnthropicLLM", True, _node(_anthropic),
+                  floor="floor_anthropic"),
+    HttpContender("anthropic_llm", "AnthropicLLM under gather + Semaphore (no node)", True, _bare(_anthropic),
+                  floor="floor_anthropic"),
+    HttpContender("node_noop", "BoundedParallelBatchNode over an in-process LLM that only waits (no HTTP)", True,
+                  node_noop, remote=False),
 )
 
 
@@ -281,7 +344,9 @@ def run_once(contender: HttpContender, server: ServerProcess, plan: HttpPlan) ->
     expected = [answer_to(prompt) for prompt in _prompts(plan.n)]
     if answers != expected:
         raise RuntimeError(f"{contender.label}: answers missing or out of order")
-    if stats["ok"] != plan.n or (contender.capped and stats["peak_in_flight"] > plan.limit):
+    if not contender.remote:
+        stats = {"ok": 0, "peak_in_flight": 0}
+    elif stats["ok"] != plan.n or (contender.capped and stats["peak_in_flight"] > plan.limit):
         raise RuntimeError(f"{contender.label}: the server saw {stats['ok']} answers and a peak of "
                            f"{stats['peak_in_flight']} in flight (expected {plan.n}, at most {plan.limit})")
     server_cpu = None if server_before is None or server_after is None else server_after - server_before
@@ -297,6 +362,7 @@ class HttpCell:
     ours: bool
     runs: tuple[HttpRun, ...]
     ratios: tuple[float, ...]  # throughput / the floor's throughput, per repetition
+    cpu_ratios: tuple[float, ...] = ()  # client CPU / its floor's client CPU, per repetition
 
     @property
     def wall(self) -> float:
@@ -311,6 +377,11 @@ class HttpCell:
     def ratio(self) -> float:
         """Median throughput against the floor's."""
         return statistics.median(self.ratios)
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Median client CPU against its floor's (None where not measured)."""
+        return statistics.median(self.cpu_ratios) if self.cpu_ratios else None
 
     def cpu_per_1000(self, n: int) -> float:
         """Median client CPU seconds per 1,000 calls."""
@@ -351,7 +422,9 @@ def measure(plan: HttpPlan, say: Callable[[str], None] = lambda text: None,
     floor_walls = [r.wall for r in runs["floor"]]
     cells = tuple(
         HttpCell(c.key, c.label, c.ours, tuple(runs[c.key]),
-                 tuple(floor_wall / r.wall for floor_wall, r in zip(floor_walls, runs[c.key])))
+                 tuple(floor_wall / r.wall for floor_wall, r in zip(floor_walls, runs[c.key])),
+                 tuple(r.client_cpu / f.client_cpu for f, r in zip(runs.get(c.floor, []), runs[c.key])
+                       if f.client_cpu > 0))
         for c in contenders
     )
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -369,7 +442,8 @@ def table(results: HttpResults) -> str:
     """One row per contender: throughput, against the floor, efficiency, client and server CPU, peak in flight."""
     plan = results.plan
     header = ["contender", "runs", "throughput: median (min–max)", "× floor throughput", "efficiency",
-              "client CPU per 1,000 calls", "server CPU per 1,000 calls", "peak in flight (server)"]
+              "client CPU per 1,000 calls", "client CPU × its floor's", "server CPU per 1,000 calls",
+              "peak in flight (server)"]
     lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
     for cell in results.cells:
         rates = [plan.n / r.wall for r in cell.runs]
@@ -380,10 +454,46 @@ def table(results: HttpResults) -> str:
             label, str(len(cell.runs)),
             f"{cell.throughput(plan.n):,.0f} calls/s ({min(rates):,.0f}–{max(rates):,.0f})",
             ratio, f"{plan.ideal / cell.wall:.0%}",
-            f"{cell.cpu_per_1000(plan.n):.2f} s", "–" if server is None else f"{server:.2f} s",
+            f"{cell.cpu_per_1000(plan.n):.2f} s", _cpu_ratio_text(cell),
+            "–" if server is None else f"{server:.2f} s",
             str(max(r.peak_in_flight for r in cell.runs)),
         ]) + " |")
     return "\n".join(lines)
+
+
+def _cpu_ratio_text(cell: HttpCell) -> str:
+    if cell.key.startswith("floor"):
+        return "1 (floor)"
+    if cell.cpu_ratio is None:
+        return "–"
+    return f"{cell.cpu_ratio:.2f}× ({min(cell.cpu_ratios):.2f}–{max(cell.cpu_ratios):.2f})"
+
+
+CPU_GOAL = 2.0
+"""Client CPU per call under the node, at most this many times the floor's (issue 19)."""
+
+
+def cpu_findings(results: HttpResults) -> list[str]:
+    """The client-CPU goal (node + each official client ≤ 2× its floor) and the node's own share, from the numbers."""
+    n, lines = results.plan.n, []
+    for key, floor_key, client in (("node", "floor", "OpenAILLM"), ("node_anthropic", "floor_anthropic", "AnthropicLLM")):
+        cell, floor_cell = _find(results, key), _find(results, floor_key)
+        if cell is None or floor_cell is None or cell.cpu_ratio is None:
+            continue
+        verdict = "meets" if cell.cpu_ratio <= CPU_GOAL else "misses"
+        lines.append(
+            f"Client CPU per call, `BoundedParallelBatchNode` + `{client}`: {cell.cpu_per_1000(n):.2f} ms against "
+            f"{floor_cell.cpu_per_1000(n):.2f} ms for raw aiohttp, {cell.cpu_ratio:.2f}× (median of "
+            f"{len(cell.cpu_ratios)} interleaved runs): it {verdict} the goal of {CPU_GOAL:g}×."
+        )
+    noop, floor_cell = _find(results, "node_noop"), _find(results, "floor")
+    if noop is not None and floor_cell is not None:
+        lines.append(
+            f"The node's own share: over an in-process LLM that only waits, the node spends {noop.cpu_per_1000(n):.2f} ms "
+            f"per call, {noop.cpu_per_1000(n) / floor_cell.cpu_per_1000(n):.0%} of the floor's whole HTTP call; the rest "
+            "above the floor is the official client's."
+        )
+    return lines
 
 
 def findings(results: HttpResults) -> list[str]:
@@ -474,7 +584,7 @@ def section(results: HttpResults) -> str:
         "",
         table(results),
         "",
-        *[f"- {line}" for line in findings(results)],
+        *[f"- {line}" for line in findings(results) + cpu_findings(results)],
         "",
     ])
 
@@ -488,7 +598,8 @@ def from_json(data: dict[str, Any]) -> HttpResults:
     """The inverse of :func:`to_json`."""
     load = lambda value: None if value is None else tuple(value)  # noqa: E731
     cells = tuple(
-        HttpCell(c["key"], c["label"], c["ours"], tuple(HttpRun(**r) for r in c["runs"]), tuple(c["ratios"]))
+        HttpCell(c["key"], c["label"], c["ours"], tuple(HttpRun(**r) for r in c["runs"]), tuple(c["ratios"]),
+                 tuple(c.get("cpu_ratios", ())))
         for c in data["cells"]
     )
     return HttpResults(HttpPlan(**data["plan"]), cells, data["duration"], load(data["load_start"]),  # type: ignore[arg-type]
@@ -497,19 +608,8 @@ def from_json(data: dict[str, Any]) -> HttpResults:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.http [--quick] [--json FILE]``: run the HTTP benchmark alone, print its section."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.http", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N = {HTTP_PLANS['quick'].n}, one repetition")
-    parser.add_argument("--json", metavar="FILE", help="also save the raw numbers to FILE")
-    args = parser.parse_args(argv)
-    results = measure(HTTP_PLANS["quick" if args.quick else "full"],
-                      say=lambda text: print(text, file=sys.stderr, flush=True))
-    print(section(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(to_json(results), out, indent=1)
-    return 0
+    return run_alone("python -m benchmarks.http", __doc__.splitlines()[0],
+                     f"N = {HTTP_PLANS['quick'].n}, one repetition", HTTP_PLANS, measure, section, to_json, argv)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
+def load_text(load: tuple[float, float, float] | None) -> str:
+    """Load averages as "1.20, 1.05, 0.98", or "unknown"."""
+    return "unknown" if load is None else ", ".join(f"{x:.2f}" for x in load)
+
+
 def _version(package: str) -> str:
     try:
         return version(package)

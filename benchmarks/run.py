@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import cluster as cluster_bench
+from . import at_limit as at_limit_benchmark
 from . import contenders as registry
 from . import explorer as explorer_benchmark
 from . import http as http_benchmark
@@ -32,6 +33,8 @@ from .stats import Cell, VirtualCell, ideal, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SECTIONS = ("grid", "http", "at-limit", "explorer", "cluster")
+"""What ``--only`` can pick: the N × C grid with the virtual clock, real HTTP, throughput at the limit, the explorer, the cluster."""
 
 
 class Progress:
@@ -134,15 +137,20 @@ class Results:
     duration: float
     http: http_benchmark.HttpResults | None = None
     explorer: explorer_benchmark.ExplorerResults | None = None
+    at_limit: at_limit_benchmark.LimitResults | None = None
 
 
-def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True) -> Results:
-    """Measure every configuration of ``plan``, the virtual-clock section and the real-HTTP one.
+def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True,
+                 sections: Sequence[str] = SECTIONS) -> Results:
+    """Measure every configuration of ``plan``, the virtual-clock section and the real-HTTP ones.
 
-    The real-HTTP section runs when ``with_http`` and the plan's name has an HTTP plan
-    (``full``, ``quick``). Progress goes to ``stream``.
+    The real-HTTP sections run when ``with_http`` and the plan's name has a plan for them
+    (``full``, ``quick``). ``sections`` picks among :data:`SECTIONS` (the cluster is run by
+    :func:`main`). Progress goes to ``stream``.
     """
-    configs, skipped = configurations(plan)
+    configs, skipped = configurations(plan) if "grid" in sections else ([], [])
+    if "explorer" not in sections:
+        plan = dataclasses.replace(plan, explorer_items=())
     machine = describe()
     explorer_estimate = explorer_benchmark.seconds_estimate(plan.explorer_items, plan.explorer_moves)
     progress = Progress(estimated_seconds(plan, configs) + explorer_estimate, stream)
@@ -158,20 +166,26 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True
             cells += run_config(plan, config)
             left = progress.advance(config_seconds(plan, config))
             progress.say(f"({index}/{len(configs)}) done in {time.perf_counter() - began:.1f} s; {left}")
-        for n in plan.virtual_items:
+        for n in plan.virtual_items if "grid" in sections else ():
             progress.say(f"virtual clock, N = {n:,}, C = {plan.virtual_limit}, L = {plan.virtual_latency:g} s ...")
             virtual += run_virtual(plan, n)
-        for n in plan.virtual_large:
+        for n in plan.virtual_large if "grid" in sections else ():
             progress.say(f"virtual clock, N = {n:,}, our node alone, once ...")
             virtual += run_virtual(plan, n, keys=["node"], repetitions=1)
     finally:
         stop_fresh_processes()
     http = None
-    http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http else None
+    http_plan = http_benchmark.HTTP_PLANS.get(plan.name) if with_http and "http" in sections else None
     if http_plan is not None:
         progress.say(f"real HTTP: N = {http_plan.n:,}, C = {http_plan.limit}, L = {http_plan.latency:g} s, "
                      f"{len(http_benchmark.HTTP_CONTENDERS)} contenders × {http_plan.repetitions} runs ...")
         http = http_benchmark.measure(http_plan, say=progress.say)
+    at_limit = None
+    limit_plan = at_limit_benchmark.LIMIT_PLANS.get(plan.name) if with_http and "at-limit" in sections else None
+    if limit_plan is not None:
+        progress.say(f"throughput at the limit: {len(limit_plan.cases)} profiles × "
+                     f"{len(at_limit_benchmark.LIMIT_CONTENDERS)} contenders × {limit_plan.repetitions} runs ...")
+        at_limit = at_limit_benchmark.measure(limit_plan, say=progress.say)
     explorer = None
     if plan.explorer_items:
         progress.say(f"explorer in a Jupyter kernel: N = {', '.join(map(str, plan.explorer_items))}, "
@@ -180,7 +194,7 @@ def measure_plan(plan: Plan, stream: TextIO = sys.stderr, with_http: bool = True
     duration = progress.elapsed()
     machine = finished(machine)
     progress.say(f"finished in {duration / 60:.1f} min; {machine.load_text()}")
-    return Results(plan, machine, cells, virtual, skipped, duration, http, explorer)
+    return Results(plan, machine, cells, virtual, skipped, duration, http, explorer, at_limit)
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -196,6 +210,7 @@ def to_json(results: Results) -> dict[str, Any]:
         "duration": results.duration,
         "http": None if results.http is None else http_benchmark.to_json(results.http),
         "explorer": None if results.explorer is None else explorer_benchmark.to_json(results.explorer),
+        "at_limit": None if results.at_limit is None else at_limit_benchmark.to_json(results.at_limit),
     }
 
 
@@ -216,6 +231,7 @@ def from_json(data: dict[str, Any]) -> Results:
         duration=data["duration"],
         http=None if data.get("http") is None else http_benchmark.from_json(data["http"]),
         explorer=None if data.get("explorer") is None else explorer_benchmark.from_json(data["explorer"]),
+        at_limit=None if data.get("at_limit") is None else at_limit_benchmark.from_json(data["at_limit"]),
     )
 
 
@@ -227,16 +243,19 @@ def write(results: Results, out: Path, stem: str, command: str) -> list[Path]:
     raw_path.write_text(json.dumps(to_json(results), indent=1) + "\n", encoding="utf-8")
     text_path.write_text(document(results, command) + "\n", encoding="utf-8")
     r = results
-    report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
+    if r.cells:
+        report.figure(r.cells, r.virtual, r.machine).savefig(picture_path, dpi=100)
     return [text_path, picture_path, raw_path]
 
 
 def document(results: Results, command: str) -> str:
     """The whole results file: the main report, then the real-HTTP and the explorer's sections when they ran."""
     r = results
-    parts = [report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command)]
+    parts = [report.document(r.machine, r.plan, r.cells, r.virtual, r.skipped, r.duration, command)] if r.cells else []
     if r.http is not None:
         parts.append(http_benchmark.section(r.http))
+    if r.at_limit is not None:
+        parts.append(at_limit_benchmark.section(r.at_limit))
     if r.explorer is not None:
         parts.append(explorer_benchmark.section(r.explorer))
     return "\n".join(parts)
@@ -252,7 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="measure nothing: redraw the reports from a saved run's .json")
     parser.add_argument("--no-cluster", action="store_true",
                         help="leave out the cluster benchmark (benchmarks/cluster.py: a Dask cluster of 2 workers)")
+    parser.add_argument("--only", metavar="SECTIONS", type=_sections,
+                        help=f"measure only these, comma-separated ({', '.join(SECTIONS)}); a full run keeps the "
+                             "saved numbers of the others (results/latest.json) in its report and README section")
     args = parser.parse_args(argv)
+    sections = args.only or SECTIONS
     if args.redraw is not None:
         try:
             results = from_json(json.loads(args.redraw.read_text(encoding="utf-8")))
@@ -262,7 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.update_readme and args.quick:
         parser.error("--update-readme takes the full run's numbers, not a quick run's")
     if args.redraw is None:
-        results = measure_plan(PLANS["quick" if args.quick else "full"])
+        results = measure_plan(PLANS["quick" if args.quick else "full"], sections=sections)
+        saved = (args.out or RESULTS) / "latest.json"
+        if args.only and not args.quick and saved.exists():
+            results = _merged(from_json(json.loads(saved.read_text(encoding="utf-8"))), results, sections)
     command = "make bench-quick" if args.quick else "make bench"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     r = results
@@ -271,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     print(document(results, command))
     clustered = None
-    if args.redraw is None and not args.no_cluster:
+    if args.redraw is None and not args.no_cluster and "cluster" in sections:
         clustered = cluster_bench.measure(n=320 if args.quick else 2000)
         text = cluster_bench.document(clustered, command)
         print("\n" + text)
@@ -280,8 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif not args.quick and (saved := (out or RESULTS) / "cluster.json").exists():  # not measured now: keep the saved run's line
         clustered = cluster_bench.from_json(json.loads(saved.read_text(encoding="utf-8")))
     cluster_bullets = [] if clustered is None or args.quick else [cluster_bench.readme_bullet(clustered)]
-    if not args.quick:
+    if not args.quick and r.cells:
         extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
+        extra += [] if r.at_limit is None else [at_limit_benchmark.readme_bullet(r.at_limit)]
         shown = None if r.explorer is None else explorer_benchmark.readme_bullet(r.explorer)
         extra += [shown] if shown else []
         section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command,
@@ -291,6 +318,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.update_readme(ROOT / "README.md", section)
             print("updated the benchmark section of README.md", file=sys.stderr)
     return 0
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    wrong = [part for part in chosen if part not in SECTIONS]
+    if not chosen or wrong:
+        raise argparse.ArgumentTypeError(f"must name sections among {', '.join(SECTIONS)}; got {text!r}")
+    return chosen
+
+
+def _merged(saved: Results, measured: Results, sections: Sequence[str]) -> Results:
+    """The saved run with the ``sections`` just measured in place of its own."""
+    r = saved
+    if "grid" in sections:
+        r = dataclasses.replace(r, plan=measured.plan, machine=measured.machine, cells=measured.cells,
+                                virtual=measured.virtual, skipped=measured.skipped, duration=measured.duration)
+    for name, key in (("http", "http"), ("at-limit", "at_limit"), ("explorer", "explorer")):
+        if name in sections:
+            r = dataclasses.replace(r, **{key: getattr(measured, key)})
+    return r
 
 
 if __name__ == "__main__":
