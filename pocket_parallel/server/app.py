@@ -106,7 +106,8 @@ def _error(error: ApiError, request: web.Request | None = None) -> web.Response:
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.method == "POST" and request.path == MESSAGES_PATH:  # numbered first: even a 413 quotes its id
-        number = next(request.app[NUMBERS])
+        numbers = request.app[NUMBERS]
+        number = next(numbers)
         request[REQUEST_NUMBER], request[REQUEST_ID] = number, f"req_{number}"
     try:
         response: web.StreamResponse = await handler(request)
