@@ -146,7 +146,7 @@ def test_simulated_llm_local_server_and_server_settings_take_the_same_settings_d
     llm = inspect.signature(SimulatedLLM)
     server = inspect.signature(LocalServer)
     assert list(llm.parameters) == list(SETTINGS)
-    assert list(server.parameters) == [*SETTINGS, "host", "port", "model"]
+    assert list(server.parameters) == [*SETTINGS, "host", "port", "model", "allow_origins"]  # its own keyword last
     assert [p.name for p in llm.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD] == [
         "latency", "jitter", "seed", "failure_rate"]
     assert llm.parameters["requests_per_minute"].default is FROM_PROFILE
