@@ -422,17 +422,26 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       refills continuously, as the provider's does, starting with a minute's worth. An
       integer >= 1, a :class:`~pocket_parallel.limits.tokens.TokenBudget` shared with other
       nodes, or None. :class:`~pocket_parallel.limits.announced.AnnouncedLimits` sizes both
-      from a response's headers.
+      from a response's headers, with the budget paced evenly (``TokenBudget(n, quantum=0)``:
+      a server that enforces per second refuses a minute's burst).
     - ``max_input_tokens_per_minute`` with ``input_tokens_for`` (the item's input tokens,
       every message) and ``max_output_tokens_per_minute`` with ``output_tokens_for`` (the
       output the item's request reserves: its ``max_tokens``; a function of the item, or one
       number for every item): budgets for a provider that limits input and output tokens
       apart, as Anthropic does. They are paced evenly, with no initial burst (a
       ``TokenBudget(n, quantum=0)``), since no header tells a client how large a burst the
-      server's bucket takes. The output reserved is never handed back to the node: the
-      server returns what an answer did not use, so a ``max_tokens`` far above the answers'
-      length slows the node below what the server would allow. The fix is a ``max_tokens``
-      that fits.
+      server's bucket takes.
+    - ``output_tokens_used``: a function from an attempt's answer (what ``exec_async``
+      returned) to the output tokens the answer used, such as ``estimate_tokens`` for a
+      text answer, or ``lambda reply: reply.output_tokens``; thinking tokens count as output.
+      After each successful attempt the node hands back to the output budget what the
+      request reserved and the answer did not use (never more than it reserved), as
+      Anthropic's server does when an answer ends. Without it, nothing is handed back, and a
+      ``max_tokens`` far above the answers' length slows the node below what the server
+      would allow. With it, the output budget (from an integer) keeps the refunds it is
+      handed, up to one second of refill (:data:`~pocket_parallel.limits.tokens.REFUND_QUANTUM`),
+      starting empty. A count below the server's lets the node overdraw the budget: when
+      unsure, count high. Needs ``max_output_tokens_per_minute``.
     - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
