@@ -39,7 +39,7 @@ from .journal import Journal, JournalError
 from .limits.ratelimit import RateLimiter
 from .limits.retry import Backoff
 from .limits.settings import check_backoff, check_max_per_minute, check_max_tokens_per_minute
-from .limits.tokens import REFUND_QUANTUM, TokenBudget
+from .limits.tokens import REFUND_QUANTUM, TokenBudget, acquire_together
 from .outcomes import DeadlineExceeded, Failure, Outcomes
 
 T = TypeVar("T")
@@ -300,16 +300,15 @@ class _Pacing:
         return self.rate is not None or bool(self.budgets) or self.gate is not None
 
     async def wait_turn(self, item: Any) -> int:
-        """Wait for the attempt's turn on every budget; returns the output tokens it reserved (0: none)."""
-        if self.rate is not None:
-            await self.rate.acquire()
-        reserved = 0
-        for budget, estimate in self.budgets:
-            tokens = estimate(item)
-            await budget.acquire(tokens)
-            if budget is self.output:
-                reserved = tokens
-        return reserved
+        """Wait until the request budget and every token budget let the attempt go at once, and spend them;
+        returns the output tokens it reserved (0: none)."""
+        wanted = [(budget, estimate(item)) for budget, estimate in self.budgets]
+        rate = None if self.rate is None else self.rate.acquire
+        if wanted:
+            await acquire_together(wanted, then=rate)
+        elif rate is not None:
+            await rate()
+        return next((tokens for budget, tokens in wanted if budget is self.output), 0)
 
     def hand_back(self, reserved: int, answer: Any) -> None:
         """Return to the output budget what the attempt reserved and its answer did not use (never more)."""

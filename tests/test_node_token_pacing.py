@@ -147,3 +147,18 @@ def test_bad_pacing_settings_are_refused_naming_them(settings, error, named):
         Ask(SimulatedLLM(), **settings)
     with pytest.raises(ValueError, match="quantum"):
         TokenBudget(100, quantum=61)
+
+
+def test_every_budget_lets_the_request_go_at_the_same_moment_so_a_later_wait_bunches_nothing():
+    # Anthropic's Tier 1 request budget: 50 a minute enforced per second, a bucket of 5/6 of a request. A request
+    # that passed the request limiter and then waited for output tokens would go out closer to the next one than
+    # 1.2 s, and be refused; paced on all budgets at once, every request is 1.2 s after the one before.
+    llm = SimulatedLLM(profile="anthropic", output_tokens_per_minute=30_000)
+    prompts = [f"Summarize: document {i}" for i in range(8)]
+    node = Ask(llm, max_per_minute=50, max_output_tokens_per_minute=30_000, output_tokens_for=MAX_TOKENS,
+               output_tokens_used=estimate_tokens)  # the output budget starts empty: the first request waits 1 s
+    _run(node, prompts)
+    assert llm.stats.rate_limited == 0
+    starts = _starts(llm)
+    assert starts[0] == pytest.approx(1.0)
+    assert min(b - a for a, b in zip(starts, starts[1:])) >= 1.2 - 1e-6

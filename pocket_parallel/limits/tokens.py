@@ -33,7 +33,9 @@ that second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Awaitable, Callable, Sequence
 
 from .._validate import check_bool, check_int, check_real
 from ..service.bucket import MINUTE, TICKS_PER_SECOND, Bucket, ticks
@@ -52,18 +54,8 @@ class _LoopBucket(Bucket):
         self.turn = asyncio.Lock()  # first come, first served: a large request is not starved
         self.waking: asyncio.Future[None] | None = None  # the waiting request's alarm; a refund rings it early
 
-    async def sleep(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        """Sleep ``seconds``, or until a refund comes (the request at the head of the line may then fit sooner)."""
-        self.waking = waking = loop.create_future()
-        alarm = loop.call_later(seconds, _ring, waking)
-        try:
-            await waking
-        finally:
-            alarm.cancel()
-            self.waking = None
-
     def ring(self) -> None:
-        """Wake the waiting request, if any."""
+        """Wake the request waiting on this bucket, if any."""
         if self.waking is not None:
             _ring(self.waking)
 
@@ -71,6 +63,54 @@ class _LoopBucket(Bucket):
 def _ring(waking: asyncio.Future[None]) -> None:
     if not waking.done():
         waking.set_result(None)
+
+
+async def _sleep(loop: asyncio.AbstractEventLoop, buckets: Sequence[_LoopBucket], seconds: float) -> None:
+    """Sleep ``seconds``, or until a refund comes to one of ``buckets`` (the request may then fit sooner)."""
+    waking = loop.create_future()
+    alarm = loop.call_later(seconds, _ring, waking)
+    for bucket in buckets:
+        bucket.waking = waking
+    try:
+        await waking
+    finally:
+        alarm.cancel()
+        for bucket in buckets:
+            bucket.waking = None
+
+
+async def acquire_together(wanted: Sequence[tuple[TokenBudget, int]],
+                           then: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Wait until every budget in ``wanted`` holds its tokens at the same moment, then spend them all at once.
+
+    One request is counted by several budgets (input and output tokens, say) and sent at one
+    moment: waiting on one budget after another would spend the first ones early, and the
+    server would see two requests closer together than the client paced them. ``then`` (a
+    request limiter's ``acquire``, say) is awaited once every budget holds enough; the tokens
+    are spent after it, at the moment the request goes. Budgets are served first come, first
+    served, and taken in one order, so requests sharing budgets never wait on each other in a
+    circle.
+    """
+    entries = [(budget._loop_bucket(tokens), tokens) for budget, tokens in wanted]
+    loop = asyncio.get_running_loop()
+    buckets = sorted({id(bucket): bucket for bucket, _ in entries}.values(), key=id)
+    async with contextlib.AsyncExitStack() as turns:
+        for bucket in buckets:
+            await turns.enter_async_context(bucket.turn)
+        while True:
+            now = ticks(loop.time())
+            for bucket in buckets:
+                bucket.refill(now)
+            wait = max((bucket.wait(tokens) for bucket, tokens in entries), default=0)
+            if wait > 0:
+                await _sleep(loop, buckets, wait / TICKS_PER_SECOND)
+            elif then is not None:  # the buckets only fill up meanwhile: they will still hold enough
+                await then()
+                then = None
+            else:
+                for bucket, tokens in entries:
+                    bucket.take(tokens)
+                return
 
 
 class TokenBudget:
@@ -109,23 +149,19 @@ class TokenBudget:
             bucket = self._buckets[loop] = _LoopBucket(self.tokens_per_minute, ticks(self.quantum), self.start_full)
         return bucket, loop
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait until ``tokens`` fit in the budget, then spend them."""
+    def _loop_bucket(self, tokens: int) -> _LoopBucket:
+        """The running loop's bucket, once ``tokens`` are checked to be a request it could ever admit."""
         tokens = check_int("tokens", tokens, low=0)
         if tokens > self.tokens_per_minute:
             raise ValueError(
                 f"tokens must be at most tokens_per_minute ({self.tokens_per_minute}): a request of "
                 f"{tokens} tokens could never be sent"
             )
-        bucket, loop = self._bucket()
-        async with bucket.turn:
-            while True:
-                bucket.refill(ticks(loop.time()))
-                wait = bucket.wait(tokens)
-                if wait == 0:
-                    bucket.take(tokens)
-                    return
-                await bucket.sleep(loop, wait / TICKS_PER_SECOND)
+        return self._bucket()[0]
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until ``tokens`` fit in the budget, then spend them."""
+        await acquire_together([(self, tokens)])
 
     def refund(self, tokens: int) -> None:
         """Give back ``tokens`` that an earlier :meth:`acquire` took and the request did not use.
