@@ -8,9 +8,11 @@ takes about 30 s. Every contender sends the same N prompts through the same back
 
 - ``node``: our ``BoundedParallelBatchNode`` sized from the headers of one probe response:
   ``AnnouncedLimits.from_headers(headers).node_settings(latency, tokens_for=...,
-  input_tokens_for=..., output_tokens_for=max_tokens)``, with ``latency`` the mean latency of
-  the workload alone in its batch (what a learner measures) and each estimate what the
-  server charges at admission;
+  input_tokens_for=..., output_tokens_for=max_tokens, output_tokens_used=estimate_tokens)``,
+  with ``latency`` the mean latency of the workload alone in its batch (what a learner
+  measures), each estimate what the server charges at admission, and each answer's own
+  tokens (what the server counts: its text, with no thinking here) handed back to the output
+  budget;
 - ``semaphore``: ``asyncio.gather`` over every call, each inside ``async with Semaphore(C)``,
   as the chapter writes it, with C from the same Little's law as the node (no semaphore where
   nothing is announced);
@@ -198,7 +200,7 @@ async def node(setup: Setup, call: Callable[[str], Awaitable[str]]) -> list[Any]
     reserved = max_tokens_of(setup.case.profile) or DEFAULT_MAX_TOKENS
     settings = setup.announced.node_settings(
         setup.allowed.mean_latency, tokens_for=lambda p: estimate_tokens(p) + reserved,
-        input_tokens_for=estimate_tokens, output_tokens_for=reserved)
+        input_tokens_for=estimate_tokens, output_tokens_for=reserved, output_tokens_used=estimate_tokens)
     shared: dict[str, Any] = {"prompts": prompts(setup.case.n)}
     await AskEach(call, collect_failures=True, **settings).run_async(shared)
     answers: list[Any] = shared["answers"]

@@ -39,7 +39,7 @@ from .journal import Journal, JournalError
 from .limits.ratelimit import RateLimiter
 from .limits.retry import Backoff
 from .limits.settings import check_backoff, check_max_per_minute, check_max_tokens_per_minute
-from .limits.tokens import TokenBudget
+from .limits.tokens import REFUND_QUANTUM, TokenBudget, acquire_together
 from .outcomes import DeadlineExceeded, Failure, Outcomes
 
 T = TypeVar("T")
@@ -93,6 +93,20 @@ def _check_tokens_for(value: Any, budget: Any, name: str = "tokens_for") -> Call
     return estimate
 
 
+def _check_output_tokens_used(value: Any, budget: Any) -> Callable[[Any], int] | None:
+    """How many output tokens an attempt's answer used: a callable, given only with an output budget, or None."""
+    if value is None:
+        return None
+    if not callable(value):
+        raise TypeError(f"output_tokens_used must be a function from an attempt's answer to the output tokens it "
+                        f"used (e.g. lambda reply: reply.output_tokens), or None; got {value!r}")
+    if budget is None:
+        raise ValueError("output_tokens_used hands unused output tokens back to max_output_tokens_per_minute: "
+                         "give it with that budget (and output_tokens_for), or leave it None")
+    used: Callable[[Any], int] = value
+    return used
+
+
 def _check_backoff_and_wait(value: Any, wait: float) -> Backoff | None:
     backoff: Backoff | None = check_backoff(value)
     if backoff is not None and wait > 0:
@@ -124,16 +138,28 @@ class _RunState:
             self.limiter = RateLimiter(value, per=60.0)
         return self.limiter
 
-    def token_budget(self, setting: Any, name: str = "max_tokens_per_minute") -> TokenBudget | None:
+    def token_budget(self, setting: Any, name: str = "max_tokens_per_minute", refunded: bool = False
+                     ) -> TokenBudget | None:
         """The budget a token setting asks for: ``max_tokens_per_minute`` as always (a minute's
-        bucket), the input and output budgets paced evenly (no burst: the server's quantum is unknown)."""
+        bucket), the input and output budgets paced evenly (no burst: the server's quantum is unknown);
+        an output budget that is ``refunded`` keeps a second's refill for its refunds, starting empty."""
         value = check_max_tokens_per_minute(setting, name)
         if value is None or isinstance(value, TokenBudget):
             return value
+        if name == "max_tokens_per_minute":
+            wanted = TokenBudget(value)
+        elif refunded:
+            wanted = TokenBudget(value, quantum=REFUND_QUANTUM, start_full=False)
+        else:
+            wanted = TokenBudget(value, quantum=0.0)
         budget = self.budgets.get(name)
-        if budget is None or budget.tokens_per_minute != value:  # reused across runs: one budget
-            budget = self.budgets[name] = TokenBudget(value, quantum=60.0 if name == "max_tokens_per_minute" else 0.0)
+        if budget is None or _shape(budget) != _shape(wanted):  # reused across runs: one budget
+            budget = self.budgets[name] = wanted
         return budget
+
+
+def _shape(budget: TokenBudget) -> tuple[int, float, bool]:
+    return budget.tokens_per_minute, budget.quantum, budget.start_full
 
 
 def _run_state(obj: Any) -> _RunState:
@@ -243,36 +269,56 @@ else:  # pragma: no cover - Python 3.10
 
 
 class _Pacing:
-    """What every attempt waits for, in order: the shared gate, the request budget, the token budgets."""
+    """What every attempt waits for, in order: the shared gate, the request budget, the token budgets;
+    and what a successful attempt hands back: the output tokens it reserved and did not use."""
 
-    __slots__ = ("rate", "budgets", "gate")
+    __slots__ = ("rate", "budgets", "gate", "output", "used")
 
     def __init__(
-        self, rate: RateLimiter | None, budgets: list[tuple[TokenBudget, Callable[[Any], int]]],
-        gate: AbstractAsyncContextManager[Any] | None,
+        self, rate: RateLimiter | None, budgets: list[tuple[str, TokenBudget, Callable[[Any], int]]],
+        gate: AbstractAsyncContextManager[Any] | None, used: Callable[[Any], int] | None = None,
     ) -> None:
-        self.rate, self.budgets, self.gate = rate, budgets, gate
+        self.rate, self.gate, self.used = rate, gate, used
+        self.budgets = [(budget, estimate) for _, budget, estimate in budgets]
+        self.output = next((budget for setting, budget, _ in budgets if setting == "max_output_tokens_per_minute"),
+                           None)
 
     @classmethod
     def of(cls, node: Any, state: _RunState) -> _Pacing:
         """The node's pacing for this run (settings re-checked: they may have been reassigned since __init__)."""
+        used = _check_output_tokens_used(node.output_tokens_used, node.max_output_tokens_per_minute)
         budgets = []
         for setting, estimate_name, _, _ in TOKEN_BUDGETS:
-            budget = state.token_budget(getattr(node, setting), setting)
+            budget = state.token_budget(getattr(node, setting), setting, refunded=used is not None)
             estimate = _check_tokens_for(getattr(node, estimate_name), budget, estimate_name)
             if budget is not None and estimate is not None:
-                budgets.append((budget, estimate))
-        return cls(state.rate_limiter(node.max_per_minute), budgets, _check_gate(node.shared_gate))
+                budgets.append((setting, budget, estimate))
+        return cls(state.rate_limiter(node.max_per_minute), budgets, _check_gate(node.shared_gate), used)
 
     @property
     def active(self) -> bool:
         return self.rate is not None or bool(self.budgets) or self.gate is not None
 
-    async def wait_turn(self, item: Any) -> None:
-        if self.rate is not None:
-            await self.rate.acquire()
-        for budget, estimate in self.budgets:
-            await budget.acquire(estimate(item))
+    async def wait_turn(self, item: Any) -> int:
+        """Wait until the request budget and every token budget let the attempt go at once, and spend them;
+        returns the output tokens it reserved (0: none)."""
+        wanted = [(budget, estimate(item)) for budget, estimate in self.budgets]
+        rate = None if self.rate is None else self.rate.acquire
+        if wanted:
+            await acquire_together(wanted, then=rate)
+        elif rate is not None:
+            await rate()
+        return next((tokens for budget, tokens in wanted if budget is self.output), 0)
+
+    def hand_back(self, reserved: int, answer: Any) -> None:
+        """Return to the output budget what the attempt reserved and its answer did not use (never more)."""
+        if self.used is None or self.output is None or not reserved:
+            return
+        used = self.used(answer)
+        if isinstance(used, bool) or not isinstance(used, int) or used < 0:
+            raise TypeError(f"output_tokens_used must return the output tokens the answer used, an integer >= 0; "
+                            f"got {used!r} for {answer!r:.80}")
+        self.output.refund(reserved - min(used, reserved))
 
 
 class _Attempts:
@@ -333,10 +379,13 @@ class _Attempts:
             raise
 
     async def _attempt(self, prep_res: Any) -> Any:
-        await self._pacing.wait_turn(prep_res)
+        reserved = await self._pacing.wait_turn(prep_res)
         if self._timeout is None:
-            return await self._node.exec_async(prep_res)
-        return await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
+            answer = await self._node.exec_async(prep_res)
+        else:
+            answer = await _within(self._timeout, self._node.exec_async(prep_res), self.attempts)
+        self._pacing.hand_back(reserved, answer)
+        return answer
 
 
 class BoundedParallelBatchNode(AsyncParallelBatchNode):
@@ -372,17 +421,26 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
       refills continuously, as the provider's does, starting with a minute's worth. An
       integer >= 1, a :class:`~pocket_parallel.limits.tokens.TokenBudget` shared with other
       nodes, or None. :class:`~pocket_parallel.limits.announced.AnnouncedLimits` sizes both
-      from a response's headers.
+      from a response's headers, with the budget paced evenly (``TokenBudget(n, quantum=0)``:
+      a server that enforces per second refuses a minute's burst).
     - ``max_input_tokens_per_minute`` with ``input_tokens_for`` (the item's input tokens,
       every message) and ``max_output_tokens_per_minute`` with ``output_tokens_for`` (the
       output the item's request reserves: its ``max_tokens``; a function of the item, or one
       number for every item): budgets for a provider that limits input and output tokens
       apart, as Anthropic does. They are paced evenly, with no initial burst (a
       ``TokenBudget(n, quantum=0)``), since no header tells a client how large a burst the
-      server's bucket takes. The output reserved is never handed back to the node: the
-      server returns what an answer did not use, so a ``max_tokens`` far above the answers'
-      length slows the node below what the server would allow. The fix is a ``max_tokens``
-      that fits.
+      server's bucket takes.
+    - ``output_tokens_used``: a function from an attempt's answer (what ``exec_async``
+      returned) to the output tokens the answer used, such as ``estimate_tokens`` for a
+      text answer, or ``lambda reply: reply.output_tokens``; thinking tokens count as output.
+      After each successful attempt the node hands back to the output budget what the
+      request reserved and the answer did not use (never more than it reserved), as
+      Anthropic's server does when an answer ends. Without it, nothing is handed back, and a
+      ``max_tokens`` far above the answers' length slows the node below what the server
+      would allow. With it, the output budget (from an integer) keeps the refunds it is
+      handed, up to one second of refill (:data:`~pocket_parallel.limits.tokens.REFUND_QUANTUM`),
+      starting empty. A count below the server's lets the node overdraw the budget: when
+      unsure, count high. Needs ``max_output_tokens_per_minute``.
     - ``shared_gate``: an async context manager each attempt enters and holds for its call, such as
       an ``asyncio.Semaphore`` shared by several nodes (one cap for the whole account) or
       a cluster-wide cap (:mod:`pocket_parallel.cluster`). None: no gate.
@@ -432,6 +490,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
     input_tokens_for: Callable[[Any], int] | None = None
     max_output_tokens_per_minute: int | TokenBudget | None = None
     output_tokens_for: Callable[[Any], int] | int | None = None
+    output_tokens_used: Callable[[Any], int] | None = None
     shared_gate: AbstractAsyncContextManager[Any] | None = None
     backoff: Backoff | None = None
     backoff_releases_slot: bool = False
@@ -453,6 +512,7 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
         input_tokens_for: Any = _FROM_CLASS,
         max_output_tokens_per_minute: Any = _FROM_CLASS,
         output_tokens_for: Any = _FROM_CLASS,
+        output_tokens_used: Any = _FROM_CLASS,
         shared_gate: Any = _FROM_CLASS,
         backoff: Any = _FROM_CLASS,
         backoff_releases_slot: Any = _FROM_CLASS,
@@ -476,6 +536,8 @@ class BoundedParallelBatchNode(AsyncParallelBatchNode):
             _check_tokens_for(estimate, budget, estimate_name)
             setattr(self, setting, budget)
             setattr(self, estimate_name, estimate)
+        self.output_tokens_used = _check_output_tokens_used(
+            _setting(self, "output_tokens_used", output_tokens_used), self.max_output_tokens_per_minute)
         self.shared_gate = _check_gate(_setting(self, "shared_gate", shared_gate))
         self.backoff = _check_backoff_and_wait(_setting(self, "backoff", backoff), self.wait)
         self.backoff_releases_slot = check_bool(

@@ -23,7 +23,10 @@ def test_headers_are_read_and_little_s_law_sizes_the_concurrency():
     })
     assert limits == AnnouncedLimits(60, 40_000, 59, 39_980, 1.0, 0.03)
     assert limits.concurrency_for(0.5) == 1 and limits.concurrency_for(5.0) == 5
-    assert limits.node_settings(2.0) == {"max_concurrency": 2, "max_per_minute": 60, "max_tokens_per_minute": 40_000}
+    settings = limits.node_settings(2.0)
+    budget = settings.pop("max_tokens_per_minute")
+    assert settings == {"max_concurrency": 2, "max_per_minute": 60}
+    assert repr(budget) == "TokenBudget(tokens_per_minute=40000, quantum=0)"  # evenly paced: the quantum is unknown
     assert AnnouncedLimits.from_headers({}) == AnnouncedLimits(None, None)
 
 
@@ -94,6 +97,32 @@ def test_what_the_server_writes_reads_back():
         "max_concurrency": 100, "max_per_minute": 1_000, "max_tokens_per_minute": None,
         "max_input_tokens_per_minute": 40_000, "input_tokens_for": estimate_tokens,
         "max_output_tokens_per_minute": 16_000, "output_tokens_for": 500}  # no tokens_for: no token budget
+    assert limits.node_settings(6.0, output_tokens_for=500, output_tokens_used=estimate_tokens) == {
+        "max_concurrency": 100, "max_per_minute": 1_000, "max_tokens_per_minute": None,
+        "max_input_tokens_per_minute": 40_000, "max_output_tokens_per_minute": 16_000, "output_tokens_for": 500,
+        "output_tokens_used": estimate_tokens}
+    assert "output_tokens_used" not in AnnouncedLimits(60, None).node_settings(6.0, output_tokens_used=len)
+
+
+def test_a_node_sized_from_openais_headers_paces_tokens_evenly_where_a_minute_s_burst_is_refused():
+    # OpenAI's rules: every message plus max_tokens (4,096 when none is sent) at admission, enforced per second.
+    def server() -> SimulatedLLM:
+        return SimulatedLLM(profile="openai", seed=0)
+
+    def counted(prompt: str) -> int:
+        return estimate_tokens(prompt) + DEFAULT_MAX_TOKENS
+
+    items = prompts(20)
+    paced_llm = server()
+    settings = AnnouncedLimits.from_headers(paced_llm.rate_limit_headers(0.0)).node_settings(2.0, tokens_for=counted)
+    run(AskNode(paced_llm, collect_failures=True, **settings).run_async({"prompts": items}), clock="virtual")
+    assert paced_llm.stats.rate_limited == 0 and paced_llm.stats.ok == 20
+    starts = sorted(record.start for record in paced_llm.trace)
+    assert starts[-1] == pytest.approx(19 * counted(items[0]) / (200_000 / 60), abs=0.01)  # one charge after another
+    burst_llm = server()  # the same budget as a plain number: a minute's bucket, spent at once
+    burst = AskNode(burst_llm, collect_failures=True, **{**settings, "max_tokens_per_minute": 200_000})
+    run(burst.run_async({"prompts": items}), clock="virtual")
+    assert burst_llm.stats.rate_limited > 0
 
 
 def test_a_node_paced_from_anthropics_input_and_output_budgets_gets_no_429s_and_a_burst_does():

@@ -67,3 +67,54 @@ def test_bad_budgets_are_named():
         run(budget.acquire(101), clock="virtual")
     with pytest.raises(ValueError, match="tokens"):
         run(budget.acquire(-1), clock="virtual")
+
+
+def test_a_refund_pays_off_debt_and_wakes_the_request_waiting_for_it():
+    budget = TokenBudget(60, quantum=0)  # one token a second, nothing held: even pacing
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        await budget.acquire(30)  # the next request waits 30 s for these to be paid for
+        waiting = asyncio.ensure_future(budget.acquire(1))
+        await asyncio.sleep(10)
+        budget.refund(20)  # 20 of the 30 were not used: 20 s less to wait
+        await waiting
+        return loop.time()
+
+    assert run(go(), clock="virtual") == 10.0
+
+
+def test_a_refund_never_fills_the_bucket_beyond_what_it_holds():
+    held = TokenBudget(600, quantum=1)  # ten tokens a second, one second held
+
+    async def go(budget):
+        await budget.acquire(10)
+        budget.refund(500)
+        return budget.available()
+
+    assert run(go(held), clock="virtual") == 10
+    assert run(go(TokenBudget(600, quantum=0)), clock="virtual") == 0  # even pacing holds nothing, refund or not
+
+    async def refund(tokens):
+        held.refund(tokens)
+
+    for bad in (-1, 601, 2.5):  # a refund is at most what one request could take: tokens_per_minute
+        with pytest.raises(ValueError, match="tokens must be an integer in \\[0, 600\\]"):
+            run(refund(bad), clock="virtual")
+
+
+def test_a_budget_may_start_empty_so_even_its_first_requests_are_paced():
+    budget = TokenBudget(600, quantum=1, start_full=False)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        times = []
+        for _ in range(3):
+            await budget.acquire(10)
+            times.append(loop.time())
+        return times
+
+    assert run(go(), clock="virtual") == [1.0, 2.0, 3.0]
+    assert repr(budget) == "TokenBudget(tokens_per_minute=600, quantum=1, start_full=False)"
+    with pytest.raises(TypeError, match="start_full"):
+        TokenBudget(600, start_full="no")

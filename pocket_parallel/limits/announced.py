@@ -13,10 +13,10 @@ again. Two header families say it:
 
 Two rules turn them into client settings:
 
-- **pace** requests and tokens at the announced budgets (``max_per_minute``,
+- **pace** requests and tokens evenly at the announced budgets (``max_per_minute``,
   ``max_tokens_per_minute``, and from Anthropic's headers ``max_input_tokens_per_minute``
   and ``max_output_tokens_per_minute``; :meth:`AnnouncedLimits.per_minute` gives every
-  budget);
+  budget), with no initial burst: no header says how short a burst the server's bucket takes;
 - **cap calls in flight** by Little's law: a client with C calls in flight, each taking L
   seconds, sends C / L requests a second, so C ≈ requests per minute × L / 60 uses the
   budget fully without running into it.
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._validate import check_real
+from .tokens import TokenBudget
 
 #: The longest value a rate-limit header may have (characters); a longer one is refused unread.
 MAX_HEADER_VALUE = 64
@@ -152,31 +153,42 @@ class AnnouncedLimits:
         tokens_for: Callable[[Any], int] | None = None,
         input_tokens_for: Callable[[Any], int] | None = None,
         output_tokens_for: Callable[[Any], int] | int | None = None,
+        output_tokens_used: Callable[[Any], int] | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for :class:`~pocket_parallel.BoundedParallelBatchNode` from these limits.
 
         ``max_concurrency`` from Little's law, ``max_per_minute`` and ``max_tokens_per_minute``
         at the announced budgets, always; ``max_input_tokens_per_minute`` and
-        ``max_output_tokens_per_minute`` too when Anthropic's headers announce them. Each token
-        budget needs its estimate of an item's tokens: give ``tokens_for`` (input plus
-        ``max_tokens``), ``input_tokens_for`` (every message) and ``output_tokens_for`` (the
-        ``max_tokens`` each request reserves: a function of the item, or one number) here, and
-        each is passed on where its budget was announced (the node names any that is missing).
+        ``max_output_tokens_per_minute`` too when Anthropic's headers announce them. Every
+        budget is paced evenly, with no initial burst, since no header says over how short an
+        interval the server enforces its limits: the token budget is a
+        ``TokenBudget(tokens_per_minute, quantum=0)``, and the node paces requests and the
+        input and output budgets evenly itself.
+
+        Each token budget needs its estimate of an item's tokens: give ``tokens_for`` (input
+        plus ``max_tokens``), ``input_tokens_for`` (every message) and ``output_tokens_for``
+        (the ``max_tokens`` each request reserves: a function of the item, or one number) here,
+        and each is passed on where its budget was announced (the node names any that is
+        missing). ``output_tokens_used`` (a function from an answer to the output tokens it
+        used) goes with the output budget, so the node hands back what each answer did not use,
+        as the server does.
         """
+        tokens = None if self.tokens_per_minute is None else TokenBudget(self.tokens_per_minute, quantum=0)
         settings: dict[str, Any] = {
             "max_concurrency": self.concurrency_for(latency),
             "max_per_minute": self.requests_per_minute,
-            "max_tokens_per_minute": self.tokens_per_minute,
+            "max_tokens_per_minute": tokens,
         }
-        for setting, budget, name, estimate in (
-            ("max_tokens_per_minute", self.tokens_per_minute, "tokens_for", tokens_for),
-            ("max_input_tokens_per_minute", self.input_tokens_per_minute, "input_tokens_for", input_tokens_for),
-            ("max_output_tokens_per_minute", self.output_tokens_per_minute, "output_tokens_for", output_tokens_for),
-        ):
+        budgets: tuple[tuple[str, int | TokenBudget | None, dict[str, Any]], ...] = (
+            ("max_tokens_per_minute", tokens, {"tokens_for": tokens_for}),
+            ("max_input_tokens_per_minute", self.input_tokens_per_minute, {"input_tokens_for": input_tokens_for}),
+            ("max_output_tokens_per_minute", self.output_tokens_per_minute,
+             {"output_tokens_for": output_tokens_for, "output_tokens_used": output_tokens_used}),
+        )
+        for setting, budget, names in budgets:
             if budget is not None:
                 settings[setting] = budget
-                if estimate is not None:
-                    settings[name] = estimate
+                settings.update((name, estimate) for name, estimate in names.items() if estimate is not None)
         return settings
 
 
