@@ -503,6 +503,21 @@ def readme_bullet(results: LimitResults) -> str:
             "in the results file).")
 
 
+def readme_table(results: LimitResults) -> str:
+    """The README's table: each contender's fraction of the allowed rate on each profile, with its 429s."""
+    labels = list(dict.fromkeys(cell.label for result in results.cases for cell in result.cells))
+    lines = ["| profile (binding limit, allowed rate) | " + " | ".join(labels) + " |",
+             "|:---|" + "---:|" * len(labels)]
+    for result in results.cases:
+        cells = {cell.label: cell for cell in result.cells}
+        shown = [f"{cells[label].rate / result.allowed.rate:.2f} ({_refused_share(cells[label]):.0%} refused)"
+                 if label in cells else "–" for label in labels]
+        shown = [f"**{text}**" if label in cells and cells[label].ours else text for label, text in zip(labels, shown)]
+        lines.append(f"| {result.case.profile} ({result.allowed.binding}, {result.allowed.rate:.2f} calls/s) | "
+                     + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
 def to_json(results: LimitResults) -> dict[str, Any]:
     """The results as plain JSON data."""
     return asdict(results)

@@ -435,9 +435,10 @@ def _wrap(text: str, bullet: bool = False) -> str:
 
 def readme_section(
     machine: Machine, plan: Plan, cells: Sequence[Cell], virtual: Sequence[VirtualCell], duration: float, command: str,
-    extra_bullets: Sequence[str] = (),
+    extra_bullets: Sequence[str] = (), extra_tables: Sequence[str] = (),
 ) -> str:
-    """The README's benchmark section (between the markers), quoting this run's numbers (and ``extra_bullets``)."""
+    """The README's benchmark section (between the markers), quoting this run's numbers (and ``extra_bullets``,
+    then ``extra_tables``: Markdown blocks shown as they are)."""
     bullets = headline(cells) + [slow_summary(cells)]
     bend = gc_finding(cells)
     if bend:
@@ -457,6 +458,7 @@ def readme_section(
         "",
         *[_wrap(bullet, bullet=True) for bullet in bullets],
         "",
+        *[line for table in extra_tables for line in (table, "")],
         _wrap("Every configuration with its spread and peak memory, the configurations left out and why: "
               "[benchmarks/results/latest.md](benchmarks/results/latest.md); the picture: "
               "[benchmarks/results/latest.png](benchmarks/results/latest.png); the method: "

@@ -307,12 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         clustered = cluster_bench.from_json(json.loads(saved.read_text(encoding="utf-8")))
     cluster_bullets = [] if clustered is None or args.quick else [cluster_bench.readme_bullet(clustered)]
     if not args.quick and r.cells:
-        extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http)]
+        extra = [] if r.http is None else [http_benchmark.readme_bullet(r.http), *http_benchmark.cpu_findings(r.http)]
         extra += [] if r.at_limit is None else [at_limit_benchmark.readme_bullet(r.at_limit)]
+        tables = [] if r.at_limit is None else [
+            "Throughput at the limit, each contender's fraction of the allowed rate (N = "
+            f"{r.at_limit.cases[0].case.n} calls per profile, over real HTTP):\n\n"
+            + at_limit_benchmark.readme_table(r.at_limit)]
         shown = None if r.explorer is None else explorer_benchmark.readme_bullet(r.explorer)
         extra += [shown] if shown else []
         section = report.readme_section(r.machine, r.plan, r.cells, r.virtual, r.duration, command,
-                                        extra + cluster_bullets)
+                                        extra + cluster_bullets, tables)
         print("\n---- README section (between the benchmark markers) ----\n" + section)
         if args.update_readme:
             report.update_readme(ROOT / "README.md", section)
