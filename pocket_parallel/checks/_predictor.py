@@ -17,6 +17,8 @@ into advice.
 
 from __future__ import annotations
 
+# Loaded before the guard: Python 3.13's importlib.invalidate_caches() imports it, and it imports threading.
+import importlib.metadata  # noqa: F401
 import importlib.util
 import json
 import math
